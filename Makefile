@@ -1,0 +1,32 @@
+# make run: start HailWhale on an embedded Redis. make test: the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check --no-input
+
+.PHONY: run test lint clean
+
+# Stamps live in the venv, so a deleted venv means a fresh install.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.stamp-install: setup.py | $(BIN)/python
+	$(PIP) install -e .
+	@touch $@
+
+$(VENV)/.stamp-test: setup.py | $(BIN)/python
+	$(PIP) install -e '.[test]'
+	@touch $@
+
+run: $(VENV)/.stamp-install
+	exec $(BIN)/hailwhale serve
+
+test: $(VENV)/.stamp-test
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.stamp-test
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

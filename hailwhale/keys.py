@@ -1,0 +1,65 @@
+"""Redis key names and the public spelling of dimension paths, built in one place.
+
+A series lives under `<prefix>:{<pk>|<dim>}:...`. The hash tag `{...}` keeps
+every key of one (pk, dimension) pair in one Redis Cluster slot. Path segments
+are percent-encoded (`/`, `|`, `{`, `}`, `:` and `%` included), so no name can
+collide with another or break out of the tag; the empty path is `_`, which no
+encoded segment list can spell because `_` is not a valid segment.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from urllib.parse import quote
+
+Path = tuple[str, ...]
+
+OVERALL = "_"
+
+
+@lru_cache(maxsize=65536)
+def encode_path(path: Path) -> str:
+    """Collision-free spelling of a path for use inside a key (cached: the hot path)."""
+    if not path:
+        return OVERALL
+    return "/".join(quote(segment, safe="") for segment in path)
+
+
+def dim_key(path: Path) -> str:
+    """The key clients see: `_`, a lone segment, or the compact JSON list."""
+    if not path:
+        return OVERALL
+    if len(path) == 1 and path[0][:1] not in ("[", "{", '"'):
+        return path[0]
+    return json.dumps(list(path), separators=(",", ":"), ensure_ascii=False)
+
+
+class KeySpace:
+    """Every key HailWhale writes, under one prefix."""
+
+    def __init__(self, prefix: str = "hw"):
+        self.prefix = prefix
+
+    def tag(self, pk: Path, path: Path) -> str:
+        return f"{self.prefix}:{{{encode_path(pk)}|{encode_path(path)}}}"
+
+    def series(self, pk: Path, path: Path, interval: int, metric: str, chunk: int) -> str:
+        """Hash of bucket start -> sum, for one retention-long chunk of buckets."""
+        return f"{self.tag(pk, path)}:{interval}:{metric}:{chunk}"
+
+    def unique(self, pk: Path, path: Path, interval: int, metric: str, bucket: int) -> str:
+        """HyperLogLog of the distinct ids seen in one bucket."""
+        return f"{self.tag(pk, path)}:{interval}:{metric}:u{bucket}"
+
+    def children(self, pk: Path, path: Path) -> str:
+        """Sorted set of child segment -> last time an event reached it."""
+        return f"{self.tag(pk, path)}:children"
+
+    def metrics(self, pk: Path) -> str:
+        """Hash of metric name -> `sum` or `unique`, for one pk."""
+        return f"{self.tag(pk, ())}:metrics"
+
+    def pks(self) -> str:
+        """Sorted set of pk (as its dim_key spelling) -> last time it was seen."""
+        return f"{self.prefix}:pks"

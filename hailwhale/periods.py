@@ -1,0 +1,155 @@
+"""Periods: `interval:length` spans, the buckets they cut time into, retention.
+
+Every interval is a fixed number of seconds; buckets start at multiples of the
+interval since the epoch (UTC), so any node computes the same bucket for an
+event without coordination.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from hailwhale.exceptions import ConfigError, InvalidQuery
+
+DEFAULT_PERIODS = "15s:3h,1h:7d,1d:1y"
+
+UNIT_SECONDS = {
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+    "mo": 30 * 86400,
+    "y": 365 * 86400,
+}
+
+_SPAN = re.compile(r"^\s*(\d+)\s*(mo|s|m|h|d|w|y)\s*$")
+_LEGACY = re.compile(r"^\s*(\d+)x(\d+)\s*$")
+
+
+def parse_span(text: str) -> int:
+    """Seconds in a span such as `15s`, `3h` or `1mo`."""
+    match = _SPAN.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a span like 15s, 5m, 3h, 7d, 2w, 1mo or 1y")
+    return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class Period:
+    """A graph window: `buckets` buckets of `interval` seconds, `length` in all."""
+
+    interval: int
+    length: int
+    name: str
+
+    @property
+    def buckets(self) -> int:
+        return self.length // self.interval
+
+    def bucket(self, t: float) -> int:
+        """Start (epoch seconds) of the bucket that holds time `t`."""
+        return bucket_start(t, self.interval)
+
+    def window(self, now: float) -> list[int]:
+        """Bucket starts of the window that ends with the bucket holding `now`."""
+        last = self.bucket(now)
+        first = last - (self.buckets - 1) * self.interval
+        return list(range(first, last + 1, self.interval))
+
+
+def bucket_start(t: float, interval: int) -> int:
+    """Start of the `interval`-second bucket holding `t`, aligned to the epoch."""
+    return int(t // interval) * interval
+
+
+def parse_period(text: str) -> Period:
+    """Parse `15s:3h` (graphite style) or the legacy `15x10800` (seconds)."""
+    text = text.strip()
+    legacy = _LEGACY.match(text)
+    try:
+        if legacy:
+            interval, length = int(legacy.group(1)), int(legacy.group(2))
+        else:
+            interval_text, sep, length_text = text.partition(":")
+            if not sep:
+                raise ValueError("expected interval:length, e.g. 15s:3h")
+            interval, length = parse_span(interval_text), parse_span(length_text)
+    except ValueError as error:
+        raise ValueError(f"period {text!r}: {error}") from None
+    if interval <= 0:
+        raise ValueError(f"period {text!r}: the interval must be at least 1 second")
+    if length < interval or length % interval:
+        raise ValueError(
+            f"period {text!r}: the length must be a whole number of intervals"
+        )
+    return Period(interval, length, text)
+
+
+class Periods:
+    """The configured periods, in the order given, and what follows from them."""
+
+    def __init__(self, periods: Iterable[Period]):
+        self.periods = tuple(periods)
+        if not self.periods:
+            raise ConfigError("at least one period must be configured")
+        self.retention: dict[int, int] = {}
+        for period in self.periods:
+            kept = self.retention.get(period.interval, 0)
+            self.retention[period.interval] = max(kept, period.length)
+        self.intervals = tuple(sorted(self.retention))
+
+    @classmethod
+    def parse(cls, spec: str | Iterable[str] = DEFAULT_PERIODS) -> Periods:
+        """Periods from `15s:3h,1h:7d` or a list of such strings."""
+        if isinstance(spec, Periods):
+            return spec
+        items = spec.split(",") if isinstance(spec, str) else list(spec)
+        try:
+            return cls(parse_period(item) for item in items if item.strip())
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+
+    @property
+    def names(self) -> list[str]:
+        return [period.name for period in self.periods]
+
+    @property
+    def longest(self) -> int:
+        return max(self.retention.values())
+
+    def find(self, name: str | None) -> Period:
+        """The configured period named (or equal to) `name`; the first if None."""
+        if name is None or name == "":
+            return self.periods[0]
+        for period in self.periods:
+            if period.name == name:
+                return period
+        try:
+            wanted = parse_period(name)
+        except ValueError:
+            wanted = None
+        for period in self.periods:
+            if wanted and (period.interval, period.length) == (
+                wanted.interval,
+                wanted.length,
+            ):
+                return period
+        raise InvalidQuery(
+            "period",
+            f"unknown period {name!r}; configured periods: {', '.join(self.names)}",
+        )
+
+    def window_start(self, interval: int, now: float) -> int:
+        """Oldest bucket an event may still land in for `interval`."""
+        buckets = self.retention[interval] // interval
+        return bucket_start(now, interval) - (buckets - 1) * interval
+
+    def intervals_holding(self, at: float, now: float) -> list[int]:
+        """Intervals whose retention window holds time `at` (future included)."""
+        return [i for i in self.intervals if bucket_start(at, i) >= self.window_start(i, now)]
+
+    def __repr__(self) -> str:
+        return f"Periods({','.join(self.names)!r})"

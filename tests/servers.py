@@ -1,0 +1,92 @@
+"""Run `hailwhale` commands as real processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from hailwhale.embedded import free_port
+
+HAILWHALE = [sys.executable, "-m", "hailwhale.cli"]
+
+
+def command_env(**env: str) -> dict[str, str]:
+    """The environment for a child: no HAILWHALE_* from outside, these instead."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HAILWHALE_")}
+    clean["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    return {**clean, **env}
+
+
+def get(url: str, data: bytes | None = None, headers: dict | None = None,
+        timeout: float = 10) -> tuple[int, dict, bytes]:
+    """Status, headers and body of one request; errors are answers too."""
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+class Served:
+    """`hailwhale serve ...` in a child process, on a free port, until stopped."""
+
+    def __init__(self, *args: str, cwd: Path | None = None, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [*HAILWHALE, "serve", "--port", str(self.port), "--workers", "2", *args],
+            cwd=cwd, env=command_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.output: list[str] = []
+        threading.Thread(target=self._drain, daemon=True).start()
+        self._wait_ready()
+
+    def _drain(self) -> None:
+        for line in self.process.stdout:
+            self.output.append(line)
+
+    @property
+    def printed(self) -> str:
+        return "".join(self.output)
+
+    def _wait_ready(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                time.sleep(0.2)
+                raise RuntimeError(f"hailwhale serve exited: {self.printed}")
+            try:
+                if get(self.url + "/health", timeout=1)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("hailwhale serve did not answer /health in time")
+
+    def stop(self, sig: int = signal.SIGTERM) -> str:
+        """Stop the server; returns what it printed."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        time.sleep(0.1)
+        return self.printed
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,175 @@
+"""Whale's HTTP API: count events, answer queries, serve graphs (Bottle)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable
+
+import simplejson
+from bottle import Bottle, HTTPResponse, request, response
+from redis.exceptions import RedisError
+
+from hailwhale import __version__
+from hailwhale.config import Config
+from hailwhale.exceptions import InvalidInput
+from hailwhale.ingest import read_events
+from whale import queries
+from whale.openapi import openapi_spec
+from whale.store import Store
+
+log = logging.getLogger("hailwhale.whale")
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+
+def json_response(data: object, status: int = 200, **headers: str) -> HTTPResponse:
+    body = simplejson.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return HTTPResponse(
+        body, status, headers={"Content-Type": "application/json; charset=utf-8", **headers}
+    )
+
+
+def error_response(status: int, message: str, param: str | None = None) -> HTTPResponse:
+    return json_response({"error": message, "param": param}, status)
+
+
+def handle_errors(route: Callable) -> Callable:
+    """Map what a route raises to a JSON error; nothing of the store leaks."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return route(*args, **kwargs)
+        except InvalidInput as error:
+            return error_response(error.status, error.message, error.param)
+        except RedisError:
+            log.exception("the store failed while serving %s", request.path)
+            return error_response(503, "the store is unavailable; try again shortly")
+
+    wrapper.__name__ = route.__name__
+    return wrapper
+
+
+def make_app(
+    store: Store,
+    config: Config,
+    counter: Callable | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Bottle:
+    """Whale's Bottle app; `counter(events)` is how `/count` counts (direct by default)."""
+    app = Bottle()
+    periods, limits = config.periods, config.limits
+    clock = clock or store.clock
+    count = counter or store.count
+    origins = config.cors_origins
+
+    @app.hook("after_request")
+    def cors() -> None:
+        origin = request.headers.get("Origin")
+        if "*" in origins:
+            response.set_header("Access-Control-Allow-Origin", "*")
+        elif origin and origin in origins:
+            response.set_header("Access-Control-Allow-Origin", origin)
+            response.add_header("Vary", "Origin")
+
+    def cors_headers() -> dict[str, str]:
+        origin = request.headers.get("Origin")
+        allowed = "*" if "*" in origins else (origin if origin in origins else None)
+        return {"Access-Control-Allow-Origin": allowed} if allowed else {}
+
+    def preflight() -> HTTPResponse:
+        return HTTPResponse(
+            status=204,
+            headers={
+                **cors_headers(),
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type",
+                "Access-Control-Max-Age": "86400",
+            },
+        )
+
+    def counted(route_count: Callable) -> HTTPResponse:
+        route_count(read_events(request, periods=periods, limits=limits, now=clock()))
+        return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain", **cors_headers()})
+
+    @app.route("/count", method=["GET", "POST"])
+    @handle_errors
+    def count_route() -> HTTPResponse:
+        return counted(count)
+
+    @app.route("/count_now", method=["GET", "POST"])
+    @handle_errors
+    def count_now() -> HTTPResponse:
+        return counted(store.count)
+
+    @app.get("/count.gif")
+    @handle_errors
+    def count_gif() -> HTTPResponse:
+        count(read_events(request, periods=periods, limits=limits, now=clock()))
+        return HTTPResponse(
+            PIXEL, 200, headers={"Content-Type": "image/gif", "Cache-Control": "no-store"}
+        )
+
+    def params() -> dict[str, str]:
+        return dict(request.query.decode().allitems())
+
+    @app.get("/plotpoints")
+    @handle_errors
+    def plotpoints() -> HTTPResponse:
+        args = params()
+        query = queries.parse_query(args, limits)
+        period = periods.find(args.get("period"))
+        return json_response(queries.plotpoints(store, query, period, clock()))
+
+    @app.get("/totals")
+    @handle_errors
+    def totals() -> HTTPResponse:
+        args = params()
+        query = queries.parse_query(args, limits)
+        chosen = queries.find_periods(periods, args.get("period"))
+        return json_response(queries.totals(store, query, chosen, clock()))
+
+    @app.get("/dimensions")
+    @handle_errors
+    def dimensions() -> HTTPResponse:
+        args = params()
+        query = queries.parse_query(args, limits, threshold=None, limit=None)
+        period = periods.find(args.get("period"))
+        return json_response(queries.dimensions(store, query, period, clock()))
+
+    @app.get("/health")
+    def health() -> HTTPResponse:
+        try:
+            store.redis.ping()
+        except RedisError:
+            log.warning("health check: the store does not answer")
+            return json_response({"status": "error", "store": "unreachable"}, 503)
+        return json_response(
+            {"status": "ok", "store": "ok", "version": __version__, "periods": periods.names}
+        )
+
+    @app.get("/openapi.json")
+    def openapi() -> HTTPResponse:
+        return json_response(openapi_spec(config))
+
+    @app.error(404)
+    def not_found(error) -> str:
+        response.content_type = "application/json"
+        return simplejson.dumps({"error": f"no such endpoint: {request.path}", "param": None})
+
+    @app.error(405)
+    def not_allowed(error) -> str:
+        response.content_type = "application/json"
+        message = f"{request.method} is not allowed on {request.path}"
+        return simplejson.dumps({"error": message, "param": None})
+
+    @app.error(500)
+    def server_error(error) -> str:
+        log.error("unhandled error on %s: %s", request.path, error.exception)
+        response.content_type = "application/json"
+        return simplejson.dumps({"error": "internal error", "param": None})
+
+    for rule in {route.rule for route in app.routes}:
+        app.route(rule, method="OPTIONS", callback=preflight)
+    return app
+
