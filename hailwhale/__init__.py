@@ -2,6 +2,14 @@
 
 __version__ = "0.1.0"
 
-from hailwhale.api import HailWhale  # noqa: E402
-
 __all__ = ["HailWhale", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy, so that `hailwhale serve` can let gevent patch the standard
+    # library before redis (and through it ssl) is imported.
+    if name == "HailWhale":
+        from hailwhale.api import HailWhale
+
+        return HailWhale
+    raise AttributeError(f"module 'hailwhale' has no attribute {name!r}")

@@ -14,11 +14,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import simplejson
-from redis import Redis
 
 from hailwhale import __version__
 from hailwhale.config import ENV_VARS, Config, load_config
-from hailwhale.embedded import RedisServer
 from hailwhale.exceptions import HailWhaleError, InvalidInput
 
 log = logging.getLogger("hailwhale")
@@ -80,6 +78,8 @@ def config_from(args: argparse.Namespace) -> Config:
 @contextmanager
 def store_url(config: Config, keep_running: bool = False) -> Iterator[tuple[str, str]]:
     """The store URL and how to describe it; starts the embedded Redis if none is set."""
+    from hailwhale.embedded import RedisServer
+
     if config.redis_url:
         yield config.redis_url, f"Redis at {config.redis_url}"
         return
@@ -108,6 +108,8 @@ def serve(config: Config) -> None:
 
 
 def _hailwhale(config: Config, url: str):
+    from redis import Redis
+
     from hailwhale.api import HailWhale
 
     return HailWhale(redis=Redis.from_url(url), periods=config.periods,
@@ -137,6 +139,12 @@ def query(config: Config, args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        # gunicorn's gevent workers patch too, but only after redis and ssl
+        # are imported; patching first keeps every module cooperative.
+        from gevent import monkey
+
+        monkey.patch_all()
     try:
         config = config_from(args)
         if args.command == "serve":

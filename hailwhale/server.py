@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Callable
 
 from gunicorn.app.base import BaseApplication
 
 log = logging.getLogger("hailwhale")
+
+
+def _ignore_interrupts(worker) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class GeventServer(BaseApplication):
@@ -37,6 +42,9 @@ class GeventServer(BaseApplication):
             "loglevel": "warning",
             "proc_name": "hailwhale",
         }
+        # Ctrl-C reaches the whole process group; the master alone should act
+        # on it (it stops the workers gracefully), or each worker prints a trace.
+        self.options["post_worker_init"] = _ignore_interrupts
         if on_starting:
             self.options["when_ready"] = lambda server: on_starting()
         super().__init__()
