@@ -22,7 +22,7 @@ setup(
     # (hailwhale.resources.static_dir() finds it there, or in a checkout).
     packages=["hailwhale", "hail", "whale", "whale.static"],
     package_dir={"whale.static": "static"},
-    package_data={"whale": ["scripts/*.lua"], "whale.static": ["**/*"]},
+    package_data={"whale": ["scripts/*.lua"], "hail": ["scripts/*.lua"], "whale.static": ["**/*"]},
     install_requires=[
         "bottle>=0.12.25",
         "redis>=4.5",

@@ -11,8 +11,8 @@ from redis import Redis
 from hailwhale.config import Limits
 from hailwhale.embedded import RedisServer
 from hailwhale.events import Event, parse_event
-from hailwhale.periods import DEFAULT_PERIODS, Periods
 from hailwhale.keys import KeySpace
+from hailwhale.periods import DEFAULT_PERIODS, Periods
 
 Point = tuple[datetime, float]
 

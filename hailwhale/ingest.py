@@ -39,7 +39,9 @@ def _is_json(request: BaseRequest, body: bytes) -> bool:
     return content_type in ("", "text/plain") and body.lstrip()[:1] in (b"{", b"[")
 
 
-def read_events(request: BaseRequest, *, periods: Periods, limits: Limits, now: float) -> list[Event]:
+def read_events(
+    request: BaseRequest, *, periods: Periods, limits: Limits, now: float
+) -> list[Event]:
     """The validated events a request carries; InvalidEvent if any is bad."""
     if request.method == "POST":
         body = _body(request, limits)

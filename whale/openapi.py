@@ -92,7 +92,10 @@ def _query(summary: str, schema: dict) -> dict:
             "summary": summary,
             "parameters": _QUERY_PARAMS,
             "responses": {
-                "200": {"description": summary, "content": {"application/json": {"schema": schema}}},
+                "200": {
+                    "description": summary,
+                    "content": {"application/json": {"schema": schema}},
+                },
                 "400": _ERROR,
                 "503": _UNAVAILABLE,
             },
