@@ -33,7 +33,8 @@ setup(
         "hiredis>=2.0",
     ],
     extras_require={
-        "test": ["pytest>=7", "fakeredis>=2.20", "hypothesis>=6", "pytest-timeout>=2.1", "ruff"],
+        "test": ["pytest>=7", "fakeredis>=2.20", "hypothesis>=6", "pytest-timeout>=2.1", "ruff",
+                 "supervisor>=4.2"],
     },
     entry_points={"console_scripts": ["hailwhale = hailwhale.cli:main"]},
     classifiers=[

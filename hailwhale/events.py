@@ -94,20 +94,23 @@ def parse_event(
     """Validate one event from a query string or form (`encoded`) or a JSON object."""
     if not isinstance(params, Mapping):
         raise InvalidEvent("event", f"an event is a JSON object, not {_show(params)}")
-    given: dict[str, tuple[str, object]] = {}
-    for name, alias in ALIASES.items():
-        keys = [key for key in (name, alias) if key and key in params]
+
+    def given(name: str) -> tuple[str, object]:
+        """The key the client used for `name` and its value; None if missing or empty."""
+        keys = [key for key in (name, ALIASES[name]) if key and key in params]
         if len(keys) == 2:
-            raise InvalidEvent(alias, f"give {name} or its alias {alias}, not both")
+            raise InvalidEvent(keys[1], f"give {name} or its alias {keys[1]}, not both")
         value = params[keys[0]] if keys else None
         if encoded and isinstance(value, str):
             value = decode_value(value, keys[0])
-        given[name] = (keys[0] if keys else name, None if _is_empty(value) else value)
+        return (keys[0] if keys else name), (None if _is_empty(value) else value)
+
+    # One parameter at a time, so the first bad one is named whatever the encoding.
     return Event(
-        _path(*given["pk"], limits),
-        _dimensions(*given["dimensions"], limits),
-        *_metrics(*given["metrics"], limits),
-        _at(*given["at"], periods, limits, now),
+        _path(*given("pk"), limits),
+        _dimensions(*given("dimensions"), limits),
+        *_metrics(*given("metrics"), limits),
+        _at(*given("at"), periods, limits, now),
     )
 
 

@@ -32,3 +32,13 @@ class InvalidQuery(InvalidInput):
 
 class ConfigError(HailWhaleError):
     """A setting (flag, environment variable or argument) that is not valid."""
+
+
+class BufferFull(HailWhaleError):
+    """A Hail buffer at its limit refused a request; nothing of it was buffered."""
+
+    status = 503
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"the buffer is full; retry after {retry_after} s")
+        self.retry_after = retry_after

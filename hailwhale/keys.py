@@ -63,3 +63,33 @@ class KeySpace:
     def pks(self) -> str:
         """Sorted set of pk (as its dim_key spelling) -> last time it was seen."""
         return f"{self.prefix}:pks"
+
+    # -- Hail: one buffer's keys share the hash tag {<name>}, so its scripts run on a cluster
+
+    def hail(self, name: str = "hail") -> str:
+        """The prefix and hash tag of every key of the Hail buffer `name`."""
+        return f"{self.prefix}:{{{quote(name, safe='')}}}"
+
+    def buffer(self, name: str = "hail") -> str:
+        """List of buffered items, oldest first, each `<receive time> <event JSON>`."""
+        return f"{self.hail(name)}:buffer"
+
+    def in_flight(self, name: str = "hail") -> str:
+        """Sorted set of claimed, not yet released batch id -> claim time."""
+        return f"{self.hail(name)}:in_flight"
+
+    def batch(self, name: str, batch_id: str) -> str:
+        """List of the items of one claimed batch."""
+        return f"{self.hail(name)}:batch:{batch_id}"
+
+    def dead_letters(self, name: str = "hail") -> str:
+        """List of JSON `{"item", "reason", "at"}` for items that could not be decoded."""
+        return f"{self.hail(name)}:dead_letters"
+
+    def last_flush(self, name: str = "hail") -> str:
+        """Hash `time`, `events`, `seconds` of the last batch a flusher applied."""
+        return f"{self.hail(name)}:last_flush"
+
+    def applied(self, batch_id: str) -> str:
+        """Marker, in the store, that a batch was applied (so applying it again is a no-op)."""
+        return f"{self.prefix}:applied:{batch_id}"

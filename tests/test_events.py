@@ -460,8 +460,9 @@ def test_any_batch_gives_events_or_invalid_event(items):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.dictionaries(keys, jsonish.filter(lambda value: value is not None), max_size=5))
+@given(st.dictionaries(keys, jsonish.filter(lambda v: not isinstance(v, (type(None), bool)))))
 def test_a_query_string_means_what_the_same_json_body_means(params):
+    # Top-level null and booleans differ by design: in a query string they are plain names.
     try:
         texts = {name: json.dumps(value) for name, value in params.items()}
     except ValueError:  # an int too long to print

@@ -1,0 +1,14 @@
+-- Append a request's items to a Hail buffer, all or none.
+-- KEYS[1]  buffer list
+-- ARGV[1]  max_events: refuse when the list already holds this many items
+-- ARGV[2..] items, each `<receive time> <event JSON>`
+-- Returns the list length after the push, or 0 when refused (nothing appended).
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+  return 0
+end
+local length = 0
+-- unpack() of thousands of values overflows Lua's C stack: push in chunks.
+for first = 2, #ARGV, 1000 do
+  length = redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+end
+return length
