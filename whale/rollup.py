@@ -54,39 +54,82 @@ class Roller:
         self.periods = periods
 
     def rollup(self, events: Iterable[Event], now: float) -> Rollup:
-        """The writes for `events`, as of time `now` (which decides the windows)."""
-        out = Rollup()
-        keys, retention = self.keys, self.periods.retention
-        longest = self.periods.longest
+        """The writes for `events`, as of time `now` (which decides the windows).
+
+        Two passes: first the events are summed per (pk, path, buckets) cell,
+        which costs a few dict updates per event; only then is each cell
+        expanded into keys, so a batch builds each key once, not once per event.
+        """
+        cells: dict[tuple[Path, Path, tuple[tuple[int, int], ...]], _Cell] = {}
+        buckets_at: dict[int, tuple[tuple[int, int], ...]] = {}
+        count = 0
         for event in events:
-            out.events += 1
-            intervals = self.periods.intervals_holding(event.at, now)
-            index_expiry = (int(event.at) // longest + 2) * longest
+            count += 1
+            second = int(event.at)  # intervals are whole seconds: same second, same buckets
+            buckets = buckets_at.get(second)
+            if buckets is None:
+                buckets = buckets_at[second] = tuple(
+                    (i, bucket_start(second, i))
+                    for i in self.periods.intervals_holding(second, now)
+                )
             for pk in pk_namespaces(event.pk):
-                if pk:
-                    out.touch(keys.pks(), dim_key(pk), event.at)
-                    out.expire(keys.pks(), index_expiry)
+                for path in ((), *event.paths):
+                    cell = cells.get((pk, path, buckets))
+                    if cell is None:
+                        cell = cells[(pk, path, buckets)] = _Cell()
+                    cell.add(event)
+        out = self._expand(cells)
+        out.events = count
+        return out
+
+    def _expand(self, cells: dict) -> Rollup:
+        out = Rollup()
+        keys, retention, longest = self.keys, self.periods.retention, self.periods.longest
+        for (pk, path, buckets), cell in cells.items():
+            index_expiry = (int(cell.last_at) // longest + 2) * longest
+            if pk:
+                out.touch(keys.pks(), dim_key(pk), cell.last_at)
+                out.expire(keys.pks(), index_expiry)
+            if not path:
                 registry = keys.metrics(pk)
-                for metric in event.sums:
+                for metric in cell.sums:
                     out.kinds.setdefault((registry, metric), SUM)
-                for metric in event.uniques:
+                for metric in cell.uniques:
                     out.kinds.setdefault((registry, metric), UNIQUE)
                 out.expire(registry, index_expiry)
-                for path in ((), *event.paths):
-                    if path:
-                        children = keys.children(pk, path[:-1])
-                        out.touch(children, path[-1], event.at)
-                        out.expire(children, index_expiry)
-                    for interval in intervals:
-                        bucket = bucket_start(event.at, interval)
-                        kept = retention[interval]
-                        chunk = bucket // kept
-                        for metric, amount in event.sums.items():
-                            key = keys.series(pk, path, interval, metric, chunk)
-                            out.sums[(key, bucket)] += amount
-                            out.expire(key, (chunk + 2) * kept)
-                        for metric, ident in event.uniques.items():
-                            key = keys.unique(pk, path, interval, metric, bucket)
-                            out.uniques[key].add(ident)
-                            out.expire(key, bucket + interval + kept)
+            else:
+                children = keys.children(pk, path[:-1])
+                out.touch(children, path[-1], cell.last_at)
+                out.expire(children, index_expiry)
+            for interval, bucket in buckets:
+                kept = retention[interval]
+                chunk = bucket // kept
+                for metric, amount in cell.sums.items():
+                    key = keys.series(pk, path, interval, metric, chunk)
+                    out.sums[(key, bucket)] += amount
+                    out.expire(key, (chunk + 2) * kept)
+                for metric, idents in cell.uniques.items():
+                    key = keys.unique(pk, path, interval, metric, bucket)
+                    out.uniques[key].update(idents)
+                    out.expire(key, bucket + interval + kept)
         return out
+
+
+class _Cell:
+    """What the events of one (pk, path, buckets) add up to."""
+
+    __slots__ = ("sums", "uniques", "last_at")
+
+    def __init__(self) -> None:
+        self.sums: dict[str, int | float] = {}
+        self.uniques: dict[str, set[str]] = {}
+        self.last_at = 0.0
+
+    def add(self, event: Event) -> None:
+        sums = self.sums
+        for metric, amount in event.sums.items():
+            sums[metric] = sums.get(metric, 0) + amount
+        for metric, ident in event.uniques.items():
+            self.uniques.setdefault(metric, set()).add(ident)
+        if event.at > self.last_at:
+            self.last_at = event.at
