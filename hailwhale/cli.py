@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
+import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -20,6 +24,31 @@ from hailwhale.config import ENV_VARS, Config, load_config
 from hailwhale.exceptions import HailWhaleError, InvalidInput
 
 log = logging.getLogger("hailwhale")
+
+
+def _buffer_flags(parser: argparse.ArgumentParser, flusher: bool = True) -> None:
+    parser.add_argument("--hail-url", help=f"buffer Redis URL (env {ENV_VARS['hail_url']}); "
+                        "default: the store")
+    parser.add_argument("--buffer-max", type=int, help="events the buffer holds before /count "
+                        f"answers 503 (env {ENV_VARS['buffer_max']}); default 1000000")
+    parser.add_argument("--flush-interval", type=float, help="seconds between flushes "
+                        f"(env {ENV_VARS['flush_interval']}); default 1")
+    parser.add_argument("--flush-batch", type=int, help="events per flushed batch, and the "
+                        f"depth that triggers a flush at once (env {ENV_VARS['flush_batch']}); "
+                        "default 5000")
+    if flusher:
+        parser.add_argument("--no-flusher", action="store_true",
+                            help="do not run a flusher here (run `hailwhale flush` apart)")
+
+
+def _server_flags(parser: argparse.ArgumentParser, port: str) -> None:
+    parser.add_argument("--host", help=f"address to listen on (env {ENV_VARS['host']}); "
+                        "default 127.0.0.1")
+    parser.add_argument("--port", type=int, help=f"default {port}")
+    parser.add_argument("--workers", type=int, help=f"worker processes (env "
+                        f"{ENV_VARS['workers']}); default one per core")
+    parser.add_argument("--cors-origins", help="comma-separated allowed origins (env "
+                        f"{ENV_VARS['cors_origins']}); default *")
 
 
 def _store_flags(parser: argparse.ArgumentParser) -> None:
@@ -44,13 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run Whale: counting, queries, dashboard")
-    serve.add_argument("--host", help=f"address to listen on (env {ENV_VARS['host']}); "
-                       "default 127.0.0.1")
-    serve.add_argument("--port", type=int, help=f"default 8085 (env {ENV_VARS['port']})")
-    serve.add_argument("--workers", type=int, help=f"worker processes (env "
-                       f"{ENV_VARS['workers']}); default one per core")
-    serve.add_argument("--cors-origins", help="comma-separated allowed origins; default *")
+    _server_flags(serve, f"8085 (env {ENV_VARS['port']})")
+    serve.add_argument("--no-buffer", action="store_true",
+                       help="count /count directly instead of through a Hail buffer")
+    _buffer_flags(serve)
     _store_flags(serve)
+
+    hail = commands.add_parser("hail", help="run Hail: the buffering collector")
+    _server_flags(hail, f"8086 (env {ENV_VARS['hail_port']})")
+    _buffer_flags(hail)
+    _store_flags(hail)
+
+    flush = commands.add_parser("flush", help="run a flusher: buffer -> store, exactly once")
+    _buffer_flags(flush, flusher=False)
+    _store_flags(flush)
 
     count = commands.add_parser("count", help="count one event directly")
     _event_flags(count, query=False)
@@ -70,9 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from(args: argparse.Namespace) -> Config:
-    names = ["redis_url", "periods", "data_dir", "key_prefix", "host", "port", "workers",
-             "cors_origins"]
-    return load_config(**{name: getattr(args, name, None) for name in names})
+    names = ["redis_url", "hail_url", "periods", "data_dir", "key_prefix", "host", "workers",
+             "cors_origins", "buffer_max", "flush_interval", "flush_batch"]
+    settings = {name: getattr(args, name, None) for name in names}
+    settings["hail_port" if args.command == "hail" else "port"] = getattr(args, "port", None)
+    return load_config(**settings)
 
 
 @contextmanager
@@ -92,19 +130,87 @@ def store_url(config: Config, keep_running: bool = False) -> Iterator[tuple[str,
             server.stop()
 
 
-def serve(config: Config) -> None:
+def _flusher_flags(config: Config, store: str, buffer: str) -> list[str]:
+    return ["--redis-url", store, "--hail-url", buffer,
+            "--periods", ",".join(config.periods.names), "--key-prefix", config.key_prefix,
+            "--flush-interval", str(config.flush_interval),
+            "--flush-batch", str(config.flush_batch)]
+
+
+@contextmanager
+def flusher_process(config: Config, store: str, buffer: str, wanted: bool) -> Iterator[str]:
+    """`hailwhale flush` as a child that dies with us; yields how to describe it."""
+    if not wanted:
+        yield "no flusher here"
+        return
+    from hailwhale.embedded import die_with_parent
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "hailwhale.cli", "flush", *_flusher_flags(config, store, buffer)],
+        preexec_fn=die_with_parent(os.getpid()),
+    )
+    try:
+        yield f"flusher pid {child.pid}"
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _shown(host: str) -> str:
+    return "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+
+
+def serve(config: Config, args: argparse.Namespace) -> None:
     from hailwhale.server import GeventServer
     from whale.wsgi import whale_app
 
     with store_url(config) as (url, described):
-        shown_host = "localhost" if config.host in ("127.0.0.1", "0.0.0.0", "::") else config.host
-        print(
-            f"HailWhale {__version__}: dashboard at http://{shown_host}:{config.port}/ "
-            f"(store: {described}; periods {','.join(config.periods.names)})",
-            flush=True,
-        )
-        GeventServer(lambda: whale_app(config, url), config.host, config.port,
-                     config.workers).run()
+        buffer = None if args.no_buffer else (config.hail_url or url)
+        flushing = buffer is not None and not args.no_flusher
+        with flusher_process(config, url, buffer or url, flushing) as flusher:
+            counting = f"/count buffered in {buffer}, {flusher}" if buffer else "/count direct"
+            print(
+                f"HailWhale {__version__}: dashboard at http://{_shown(config.host)}:"
+                f"{config.port}/ (store: {described}; {counting}; "
+                f"periods {','.join(config.periods.names)})",
+                flush=True,
+            )
+            GeventServer(lambda: whale_app(config, url, buffer), config.host, config.port,
+                         config.workers).run()
+
+
+def hail(config: Config, args: argparse.Namespace) -> None:
+    from hail.wsgi import hail_app
+    from hailwhale.server import GeventServer
+
+    with store_url(config) as (url, described):
+        buffer = config.hail_url or url
+        with flusher_process(config, url, buffer, not args.no_flusher) as flusher:
+            print(
+                f"HailWhale {__version__}: Hail collecting at http://{_shown(config.host)}:"
+                f"{config.hail_port}/count (buffer: {buffer}; store: {described}; {flusher})",
+                flush=True,
+            )
+            GeventServer(lambda: hail_app(config, buffer), config.host, config.hail_port,
+                         config.workers).run()
+
+
+def flush(config: Config) -> None:
+    from hail.wsgi import flusher_for
+
+    with store_url(config, keep_running=True) as (url, described):
+        buffer = config.hail_url or url
+        flusher = flusher_for(config, url, buffer)
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        log.info("flusher: %s -> store %s, every %s s or %d events", buffer, described,
+                 config.flush_interval, config.flush_batch)
+        flusher.run(interval=config.flush_interval, trigger=config.flush_batch, stop=stop)
+        log.info("flusher: stopped")
 
 
 def _hailwhale(config: Config, url: str):
@@ -139,7 +245,7 @@ def query(config: Config, args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
+    if args.command in ("serve", "hail"):
         # gunicorn's gevent workers patch too, but only after redis and ssl
         # are imported; patching first keeps every module cooperative.
         from gevent import monkey
@@ -148,7 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from(args)
         if args.command == "serve":
-            serve(config)
+            serve(config, args)
+        elif args.command == "hail":
+            hail(config, args)
+        elif args.command == "flush":
+            flush(config)
         elif args.command == "count":
             count(config, args)
         else:

@@ -44,6 +44,9 @@ class Config:
     key_prefix: str = "hw"
     cors_origins: tuple[str, ...] = ("*",)
     limits: Limits = field(default_factory=Limits)
+    buffer_max: int = 1_000_000
+    flush_interval: float = 1.0
+    flush_batch: int = 5000
 
 
 _ENV = {
@@ -57,6 +60,9 @@ _ENV = {
     "data_dir": "HAILWHALE_DATA_DIR",
     "key_prefix": "HAILWHALE_KEY_PREFIX",
     "cors_origins": "HAILWHALE_CORS_ORIGINS",
+    "buffer_max": "HAILWHALE_BUFFER_MAX",
+    "flush_interval": "HAILWHALE_FLUSH_INTERVAL",
+    "flush_batch": "HAILWHALE_FLUSH_BATCH",
 }
 ENV_VARS = dict(_ENV)
 
@@ -64,11 +70,15 @@ ENV_VARS = dict(_ENV)
 def _convert(name: str, value: object) -> object:
     if name == "periods":
         return Periods.parse(value)  # type: ignore[arg-type]
-    if name in ("port", "hail_port", "workers"):
+    if name in ("port", "hail_port", "workers", "buffer_max", "flush_batch", "flush_interval"):
+        kind = float if name == "flush_interval" else int
         try:
-            return int(value)  # type: ignore[arg-type]
+            number = kind(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+            raise ConfigError(f"{name} must be a number, not {value!r}") from None
+        if number < 0 or (number == 0 and name in ("buffer_max", "flush_batch")):
+            raise ConfigError(f"{name} must be positive, not {value!r}")
+        return number
     if name == "cors_origins" and isinstance(value, str):
         return tuple(origin.strip() for origin in value.split(",") if origin.strip())
     return value

@@ -40,7 +40,7 @@ def free_port() -> int:
             return port
 
 
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+def die_with_parent(parent_pid: int) -> Callable[[], None]:
     """A preexec_fn: the child gets SIGTERM when the thread that forked it dies.
 
     Linux ties PDEATHSIG to the forking *thread*: start servers from a thread that lives
@@ -181,7 +181,7 @@ class RedisServer:
             self._process = subprocess.Popen(
                 [executable, str(config_path)], stdin=subprocess.DEVNULL, stdout=log,
                 stderr=log, start_new_session=True,  # Ctrl-C reaches us, we stop it cleanly
-                preexec_fn=_die_with_parent(os.getpid()) if linux else None)
+                preexec_fn=die_with_parent(os.getpid()) if linux else None)
         self.pid = self._process.pid
         deadline = time.monotonic() + timeout
         delay = 0.005

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import simplejson
 from bottle import Bottle, HTTPResponse, request, response
@@ -16,6 +16,7 @@ from hailwhale.exceptions import InvalidInput
 from hailwhale.ingest import read_events
 from whale import queries
 from whale.openapi import openapi_spec
+from whale.pages import add_pages
 from whale.store import Store
 
 log = logging.getLogger("hailwhale.whale")
@@ -50,6 +51,44 @@ def handle_errors(route: Callable) -> Callable:
     return wrapper
 
 
+def cors_headers(origins: Sequence[str]) -> dict[str, str]:
+    """The Access-Control-Allow-Origin header this request's Origin gets, if any."""
+    origin = request.headers.get("Origin")
+    allowed = "*" if "*" in origins else (origin if origin in origins else None)
+    return {"Access-Control-Allow-Origin": allowed} if allowed else {}
+
+
+def add_cors_hook(app: Bottle, origins: Sequence[str]) -> None:
+    """Allow `origins` (`*`: any) to read every answer of `app`."""
+
+    @app.hook("after_request")
+    def cors() -> None:
+        origin = request.headers.get("Origin")
+        if "*" in origins:
+            response.set_header("Access-Control-Allow-Origin", "*")
+        elif origin and origin in origins:
+            response.set_header("Access-Control-Allow-Origin", origin)
+            response.add_header("Vary", "Origin")
+
+
+def add_preflight(app: Bottle, origins: Sequence[str]) -> None:
+    """Answer CORS preflights (OPTIONS) on every route `app` has so far: call it last."""
+
+    def preflight() -> HTTPResponse:
+        return HTTPResponse(
+            status=204,
+            headers={
+                **cors_headers(origins),
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type",
+                "Access-Control-Max-Age": "86400",
+            },
+        )
+
+    for rule in {route.rule for route in app.routes}:
+        app.route(rule, method="OPTIONS", callback=preflight)
+
+
 def make_app(
     store: Store,
     config: Config,
@@ -62,35 +101,12 @@ def make_app(
     clock = clock or store.clock
     count = counter or store.count
     origins = config.cors_origins
-
-    @app.hook("after_request")
-    def cors() -> None:
-        origin = request.headers.get("Origin")
-        if "*" in origins:
-            response.set_header("Access-Control-Allow-Origin", "*")
-        elif origin and origin in origins:
-            response.set_header("Access-Control-Allow-Origin", origin)
-            response.add_header("Vary", "Origin")
-
-    def cors_headers() -> dict[str, str]:
-        origin = request.headers.get("Origin")
-        allowed = "*" if "*" in origins else (origin if origin in origins else None)
-        return {"Access-Control-Allow-Origin": allowed} if allowed else {}
-
-    def preflight() -> HTTPResponse:
-        return HTTPResponse(
-            status=204,
-            headers={
-                **cors_headers(),
-                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                "Access-Control-Allow-Headers": "Content-Type",
-                "Access-Control-Max-Age": "86400",
-            },
-        )
+    add_cors_hook(app, origins)
 
     def counted(route_count: Callable) -> HTTPResponse:
         route_count(read_events(request, periods=periods, limits=limits, now=clock()))
-        return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain", **cors_headers()})
+        headers = {"Content-Type": "text/plain", **cors_headers(origins)}
+        return HTTPResponse("OK", 200, headers=headers)
 
     @app.route("/count", method=["GET", "POST"])
     @handle_errors
@@ -169,7 +185,7 @@ def make_app(
         response.content_type = "application/json"
         return simplejson.dumps({"error": "internal error", "param": None})
 
-    for rule in {route.rule for route in app.routes}:
-        app.route(rule, method="OPTIONS", callback=preflight)
+    add_pages(app, config, store)
+    add_preflight(app, origins)
     return app
 

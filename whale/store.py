@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from redis import Redis
+from redis.exceptions import WatchError
 
 from hailwhale.events import Event
 from hailwhale.keys import KeySpace, Path
@@ -75,6 +76,26 @@ class Store:
         expiries = self.queue_writes(pipe, rollup)
         pipe.execute()
         self.remember_expiries(expiries)
+
+    def apply_once(self, rollup: Rollup, marker: str, ttl: int) -> bool:
+        """Write a rollup and set `marker` in one MULTI/EXEC, unless `marker` exists.
+
+        WATCH on the marker makes this a no-op when the batch was applied before, or is
+        applied by someone else between our check and our EXEC; False when skipped.
+        """
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.watch(marker)
+            if pipe.exists(marker):
+                return False
+            pipe.multi()
+            expiries = self.queue_writes(pipe, rollup)
+            pipe.set(marker, rollup.events, ex=ttl)
+            try:
+                pipe.execute()
+            except WatchError:
+                return False
+        self.remember_expiries(expiries)
+        return True
 
     def queue_writes(self, pipe, rollup: Rollup) -> dict[str, int]:
         """Queue a rollup's commands on `pipe`; returns the expiries queued."""

@@ -1,0 +1,78 @@
+"""Hail's HTTP API: validate events, buffer them, answer at once (Bottle).
+
+`/count` and `/count.gif` read events with the parser Whale uses, so both tiers
+accept and refuse the same requests with the same answers; the flusher counts
+them later. A full buffer is a 503 with Retry-After, never a silent drop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from bottle import Bottle, HTTPResponse, request
+from redis.exceptions import RedisError
+
+from hail.buffer import Buffer
+from hailwhale import __version__
+from hailwhale.config import Config
+from hailwhale.exceptions import BufferFull
+from hailwhale.ingest import read_events
+from whale.app import PIXEL, add_cors_hook, add_preflight, error_response, handle_errors, json_response
+
+log = logging.getLogger("hailwhale.hail")
+
+
+def handle_buffer_errors(route: Callable) -> Callable:
+    """Whale's error mapping, plus: a full or unreachable buffer is a 503."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return route(*args, **kwargs)
+        except BufferFull as error:
+            body = {"error": str(error), "param": None, "retry_after": error.retry_after}
+            return json_response(body, 503, **{"Retry-After": str(error.retry_after)})
+        except RedisError:
+            log.exception("the buffer failed while serving %s", request.path)
+            return error_response(503, "the buffer is unavailable; try again shortly")
+
+    wrapper.__name__ = route.__name__
+    return handle_errors(wrapper)
+
+
+def make_hail_app(buffer: Buffer, config: Config, clock: Callable[[], float] = time.time) -> Bottle:
+    """Hail's Bottle app: `/count`, `/count.gif` and `/health` on `buffer`."""
+    app = Bottle()
+    periods, limits = config.periods, config.limits
+    add_cors_hook(app, config.cors_origins)
+
+    def buffered() -> None:
+        now = clock()
+        buffer.push(read_events(request, periods=periods, limits=limits, now=now), now)
+
+    @app.route("/count", method=["GET", "POST"])
+    @handle_buffer_errors
+    def count() -> HTTPResponse:
+        buffered()
+        return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain"})
+
+    @app.get("/count.gif")
+    @handle_buffer_errors
+    def count_gif() -> HTTPResponse:
+        buffered()
+        return HTTPResponse(
+            PIXEL, 200, headers={"Content-Type": "image/gif", "Cache-Control": "no-store"}
+        )
+
+    @app.get("/health")
+    def health() -> HTTPResponse:
+        try:
+            stats = buffer.stats(clock())
+        except RedisError:
+            log.warning("health check: the buffer does not answer")
+            return json_response({"status": "error", "buffer": "unreachable"}, 503)
+        return json_response({"status": "ok", "buffer": "ok", "version": __version__, **stats})
+
+    add_preflight(app, config.cors_origins)
+    return app

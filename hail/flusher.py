@@ -1,0 +1,173 @@
+"""The flusher: drains a Hail buffer into the Whale store, each event exactly once.
+
+A batch goes through three steps:
+
+1. claim: a Lua script moves up to `batch_size` items from the buffer into an
+   in-flight batch with a fresh id (hail/buffer.py). From then on the batch is
+   in Redis, not only in this process: if we die, it is still there.
+2. apply: the batch is decoded and rolled up (identical increments summed: the
+   overall series gets one increment per batch) and written to the store in one
+   MULTI/EXEC together with a marker `<prefix>:applied:<batch id>`, with WATCH on
+   the marker. The writes and the marker land together or not at all; if the
+   marker exists, the batch was applied already and nothing is written; if
+   another flusher sets it between our check and our EXEC, WATCH aborts ours.
+   The store may be another Redis server than the buffer: the marker lives with
+   the writes it guards, so no two-server transaction is needed.
+3. release: the batch and its in-flight entry are dropped, its dead letters
+   recorded, in one Lua call that does nothing the second time.
+
+So finishing (apply + release) a batch is idempotent, and that is why `resume`
+is safe whenever it runs: after a crash at any step, on start, after a lost
+connection, or on a batch another flusher holds (the lease ran out, or
+`flush_all` wants everything applied now). A batch dies with the marker only
+after `marker_ttl` (days), far longer than any batch stays in flight.
+
+On a Redis Cluster the store's writes span many slots, and one MULTI/EXEC cannot:
+there the marker would have to be per slot (DESIGN.md); this flusher needs a
+single store server (a cluster works for the buffer, whose keys share one slot).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
+
+from hail.buffer import Buffer, FlushStats
+from hailwhale.events import Event
+from hailwhale.exceptions import InvalidEvent
+from whale.store import Store
+
+log = logging.getLogger("hailwhale.flusher")
+
+LEASE = 30.0  # seconds a claimed batch is its flusher's before others resume it
+MARKER_TTL = 3 * 86400
+BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
+POLL = 0.05  # how often `run` looks at the buffer depth between flushes
+
+
+def decode(items: Sequence[bytes], now: float) -> tuple[list[Event], list[str]]:
+    """The events of a batch, and a dead letter for each item that is not one."""
+    events, dead = [], []
+    for raw in items:
+        text = raw.decode("utf-8", errors="backslashreplace")
+        head, _, body = text.partition(" ")
+        try:
+            float(head)
+            events.append(Event.from_json(body))
+        except ValueError:
+            reason = "no receive time before the event"
+        except InvalidEvent as error:
+            reason = error.message
+        else:
+            continue
+        dead.append(json.dumps({"item": text, "reason": reason, "at": now}, ensure_ascii=False))
+    return events, dead
+
+
+class Flusher:
+    """Moves events from a Buffer into a Store, batch by batch, each exactly once."""
+
+    def __init__(self, buffer: Buffer, store: Store, batch_size: int = 5000,
+                 on_step: Callable[[str, str], None] | None = None, *,
+                 lease: float = LEASE, marker_ttl: int = MARKER_TTL):
+        self.buffer = buffer
+        self.store = store
+        self.batch_size = batch_size
+        self.on_step = on_step
+        self.lease = lease
+        self.marker_ttl = marker_ttl
+        self._pending: set[str] = set()  # claimed here, not released yet (a Redis failed)
+
+    def flush_once(self) -> int:
+        """Claim one batch, apply it, release it; the events applied (0: buffer empty)."""
+        return self._flush_batch()[1]
+
+    def flush_all(self) -> int:
+        """Apply every event buffered before the call; the events this call applied."""
+        applied = self.resume()
+        # Later pushes go behind the earlier ones: claiming today's depth from the head
+        # (others' claims only help) takes every earlier event, even under steady load.
+        owed = self.buffer.depth()
+        while owed > 0:
+            claimed, events = self._flush_batch()
+            if not claimed:
+                break
+            owed -= claimed
+            applied += events
+        # Batches other flushers claimed meanwhile may hold earlier events: finish them too.
+        return applied + self.resume()
+
+    def resume(self, older_than: float | None = None) -> int:
+        """Finish in-flight batches (claimed over `older_than` seconds ago; default all)."""
+        claimed_before = float("inf") if older_than is None else self.store.clock() - older_than
+        return sum(self._finish(batch_id, self.buffer.items(batch_id), time.perf_counter())
+                   for batch_id in self.buffer.in_flight(claimed_before))
+
+    def run(self, interval: float = 1.0, trigger: int | None = None,
+            stop: threading.Event | None = None) -> None:
+        """Flush every `interval` seconds, or once `trigger` events wait, until `stop` is set.
+
+        An unreachable Redis (store or buffer) is logged and retried with exponential
+        backoff; the loop does not end on it.
+        """
+        stop = stop or threading.Event()
+        trigger = self.batch_size if trigger is None else trigger
+        delay, started, due = BACKOFF_FIRST, False, 0.0
+        while not stop.is_set():
+            try:
+                if not started:
+                    self.resume()  # our own batches from before a crash, among others
+                    started = True
+                for batch_id in list(self._pending):
+                    self._finish(batch_id, self.buffer.items(batch_id), time.perf_counter())
+                if time.monotonic() >= due or self.buffer.depth() >= trigger:
+                    due = time.monotonic() + interval
+                    self.resume(older_than=self.lease)  # a dead flusher's batches
+                    while not stop.is_set() and self._flush_batch()[0] >= self.batch_size:
+                        pass
+            except (ConnectionError, TimeoutError) as error:  # BusyLoadingError included
+                log.warning("flusher: Redis unreachable (%s); retrying in %.1f s", error, delay)
+            except RedisError:
+                log.exception("flusher: Redis refused a command; retrying in %.1f s", delay)
+            else:
+                delay = BACKOFF_FIRST
+                stop.wait(min(POLL, interval))
+                continue
+            stop.wait(delay)
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    # -- one batch -----------------------------------------------------------
+
+    def _step(self, step: str, batch_id: str) -> None:
+        if self.on_step is not None:
+            self.on_step(step, batch_id)
+
+    def _flush_batch(self) -> tuple[int, int]:
+        """Items claimed and events applied by one claim-apply-release."""
+        started = time.perf_counter()
+        batch = self.buffer.claim(self.batch_size, self.store.clock())
+        if batch is None:
+            return 0, 0
+        self._pending.add(batch.id)
+        self._step("claim", batch.id)
+        return len(batch.items), self._finish(batch.id, batch.items, started)
+
+    def _finish(self, batch_id: str, items: Sequence[bytes], started: float) -> int:
+        """Apply (unless applied before) and release one batch; the events it applied."""
+        now = self.store.clock()
+        events, dead = decode(items, now)
+        applied = bool(events) and self.store.apply_once(
+            self.store.roller.rollup(events, now), self.store.keys.applied(batch_id),
+            self.marker_ttl)
+        self._step("apply", batch_id)
+        count = len(events) if applied else 0
+        stats = FlushStats(now, count, time.perf_counter() - started) if applied else None
+        self._step("release", batch_id)
+        self.buffer.release(batch_id, dead, stats)
+        self._pending.discard(batch_id)
+        return count

@@ -1,0 +1,29 @@
+"""Build Hail's WSGI app and flushers from a configuration (clients from URLs)."""
+
+from __future__ import annotations
+
+from bottle import Bottle
+from redis import Redis
+
+from hail.app import make_hail_app
+from hail.buffer import Buffer
+from hail.flusher import Flusher
+from hailwhale.config import Config
+from hailwhale.keys import KeySpace
+from whale.store import Store
+
+
+def buffer_for(config: Config, buffer_url: str) -> Buffer:
+    """The Hail buffer at `buffer_url`."""
+    return Buffer(Redis.from_url(buffer_url), KeySpace(config.key_prefix), config.buffer_max)
+
+
+def flusher_for(config: Config, store_url: str, buffer_url: str) -> Flusher:
+    """A flusher from the buffer at `buffer_url` into the store at `store_url`."""
+    store = Store(Redis.from_url(store_url), config.periods, KeySpace(config.key_prefix))
+    return Flusher(buffer_for(config, buffer_url), store, batch_size=config.flush_batch)
+
+
+def hail_app(config: Config, buffer_url: str) -> Bottle:
+    """Hail collecting into the buffer at `buffer_url`."""
+    return make_hail_app(buffer_for(config, buffer_url), config)

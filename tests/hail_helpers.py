@@ -1,0 +1,101 @@
+"""Helpers for the Hail tests: random events, a raw dump of a store, a flusher to kill.
+
+`python -m tests.hail_helpers BUFFER_URL STORE_URL STEP NTH BATCH_SIZE NOW` runs a
+flusher that SIGKILLs itself the NTH time it reaches STEP (claim, apply, release).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+
+import redis
+
+from hail.buffer import Buffer
+from hail.flusher import Flusher
+from hailwhale.config import Limits
+from hailwhale.events import Event, parse_event
+from hailwhale.keys import KeySpace
+from hailwhale.periods import DEFAULT_PERIODS, Periods
+from whale.store import Store
+
+PERIODS = Periods.parse(DEFAULT_PERIODS)
+BUFFER_KEYS = KeySpace("buf")
+_COUNTRIES = {"US": ["CA", "NY", "TX"], "FR": ["IDF", "PACA"], "JP": ["13"]}
+
+
+def random_events(rng: random.Random, n: int, now: float) -> list[Event]:
+    """`n` valid events with nested dimensions, dyadic amounts (exact sums in any order)."""
+    events = []
+    for _ in range(n):
+        country = rng.choice(list(_COUNTRIES))
+        dimensions = rng.choice([
+            {"geo": {country: rng.choice(_COUNTRIES[country])}},
+            {"geo": {country: rng.choice(_COUNTRIES[country])}, "product": f"p{rng.randint(1, 4)}"},
+            ["site", f"page{rng.randint(1, 3)}"],
+            "_",
+        ])
+        metrics: dict[str, object] = {"dollars": rng.randint(-800, 800) / 8, "clicks": 1}
+        if rng.random() < 0.3:
+            metrics["visitors"] = {"unique": f"user{rng.randint(1, 20)}"}
+        if rng.random() < 0.1:
+            metrics["hits"] = rng.randint(1, 4)
+        params = {"dimensions": dimensions, "metrics": metrics,
+                  "at": now - rng.choice([0, rng.uniform(0, 7200), rng.uniform(0, 86400 * 3)])}
+        if rng.random() < 0.2:
+            params["pk"] = rng.choice(["shop", ["shop", "eu"]])
+        events.append(parse_event(params, periods=PERIODS, limits=Limits(), now=now,
+                                  encoded=False))
+    return events
+
+
+def dump(client: redis.Redis, prefix: str) -> dict[str, object]:
+    """Every key under `prefix` (markers aside), prefix cut off, with its value and an expiry flag."""
+    out: dict[str, object] = {}
+    for raw in client.scan_iter(match=f"{prefix}:*", count=1000):
+        key = raw.decode()
+        if key.startswith(f"{prefix}:applied:"):
+            continue
+        kind = client.type(raw).decode()
+        if kind == "hash":
+            value = {f.decode(): _number(v) for f, v in client.hgetall(raw).items()}
+        elif kind == "zset":
+            value = client.zrange(raw, 0, -1, withscores=True)
+        elif kind == "string":  # a HyperLogLog
+            value = client.pfcount(raw)
+        else:
+            value = kind
+        out[key[len(prefix):]] = (value, client.ttl(raw) > 0)
+    return out
+
+
+def _number(raw: bytes) -> object:
+    try:
+        return float(raw)
+    except ValueError:
+        return raw.decode()
+
+
+def make_store(client: redis.Redis, prefix: str, now: float) -> Store:
+    return Store(client, PERIODS, KeySpace(prefix), clock=lambda: now)
+
+
+def _main(buffer_url: str, store_url: str, step: str, nth: str, size: str, now: str) -> None:
+    seen = []
+
+    def on_step(name: str, batch_id: str) -> None:
+        if name == step:
+            seen.append(batch_id)
+            if len(seen) == int(nth):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    buffer = Buffer(redis.Redis.from_url(buffer_url), BUFFER_KEYS)
+    store = make_store(redis.Redis.from_url(store_url), "buffered", float(now))
+    Flusher(buffer, store, batch_size=int(size), on_step=on_step).flush_all()
+    sys.exit(3)  # not killed: the parent sees it
+
+
+if __name__ == "__main__":
+    _main(*sys.argv[1:])

@@ -1,0 +1,119 @@
+"""What Whale serves to browsers: the dashboard, `/graph.js`, static files and `/meta`.
+
+Everything here is plain files from `static/` (no build step) plus two small
+JSON/JS answers. CORS headers come from make_app's after_request hook, so the
+plugin, the vendored libraries and `/graph.js` load from any origin.
+"""
+
+from __future__ import annotations
+
+import simplejson
+from bottle import Bottle, HTTPResponse, request, static_file
+from redis.exceptions import RedisError
+
+from hailwhale.config import Config
+from hailwhale.events import parse_path
+from hailwhale.exceptions import InvalidInput
+from hailwhale.resources import static_dir
+from whale.store import Store
+
+# /graph.js query parameter -> plugin option; the plugin and /plotpoints
+# validate the values, and the widget shows what they reject.
+_EMBED_TEXT = {
+    "pk": "pk", "category": "pk", "dimension": "dimension", "dimensions": "dimension",
+    "metric": "metric", "metrics": "metric", "period": "period", "title": "title",
+    "sort": "sort",
+}
+_EMBED_NUMBER = {
+    "depth": "depth", "threshold": "threshold", "limit": "limit", "interval": "interval",
+    "height": "height",
+}
+_EMBED_FLAG = {"live": "autoupdate", "autoupdate": "autoupdate", "area": "area", "legend": "legend"}
+_FALSE = {"0", "false", "no", "off"}
+_PLACEHOLDER = "__HAILWHALE_EMBED__"
+# Our own files revalidate every time (304 when unchanged), so an upgrade shows at once.
+_REVALIDATE = {"Cache-Control": "no-cache"}
+
+
+def _json(data: object, status: int = 200) -> HTTPResponse:
+    body = simplejson.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return HTTPResponse(body, status, headers={"Content-Type": "application/json; charset=utf-8"})
+
+
+def script_json(data: object) -> str:
+    """JSON that is also safe to paste into a script (no `</script>`, no line separators)."""
+    text = simplejson.dumps(data, ensure_ascii=False)
+    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escape)
+    return text
+
+
+def embed_options(query: dict[str, str]) -> dict[str, object]:
+    """Plugin options from `/graph.js` query parameters (unknown ones are ignored)."""
+    options: dict[str, object] = {}
+    for name, value in query.items():
+        if name in _EMBED_TEXT and value != "":
+            options[_EMBED_TEXT[name]] = value
+        elif name in _EMBED_NUMBER and value != "":
+            try:
+                options[_EMBED_NUMBER[name]] = float(value) if "." in value else int(value)
+            except ValueError:
+                options[_EMBED_NUMBER[name]] = value  # /plotpoints names the bad one
+        elif name in _EMBED_FLAG:
+            options[_EMBED_FLAG[name]] = value.strip().lower() not in _FALSE
+    return options
+
+
+def add_pages(app: Bottle, config: Config, store: Store | None = None) -> None:
+    """Add `/`, `/static/<path>`, `/graph.js` and (given the store) `/meta` to Whale's app."""
+    root = static_dir()
+    embed_template = (root / "js" / "embed.js").read_text(encoding="utf-8")
+
+    def static(path: str, **kwargs) -> HTTPResponse:
+        answer = static_file(path, root=str(root), **kwargs)
+        for name, value in _REVALIDATE.items():
+            answer.set_header(name, value)
+        return answer
+
+    @app.get("/")
+    def dashboard() -> HTTPResponse:
+        return static("index.html", mimetype="text/html", charset="utf-8")
+
+    @app.get("/static/<path:path>")
+    def static_files(path: str) -> HTTPResponse:
+        return static(path)
+
+    @app.get("/graph.js")
+    def graph_js() -> HTTPResponse:
+        scheme, netloc, script_name = request.urlparts[:3]
+        served_from = f"{scheme}://{netloc}{script_name.rstrip('/')}"
+        embed = {
+            "base": served_from,
+            "options": embed_options(dict(request.query.decode().allitems())),
+        }
+        body = embed_template.replace(_PLACEHOLDER, script_json(embed))
+        return HTTPResponse(body, 200, headers={
+            "Content-Type": "application/javascript; charset=utf-8", **_REVALIDATE,
+        })
+
+    if store is None:
+        return
+
+    @app.get("/meta")
+    def meta() -> HTTPResponse:
+        """What the dashboard offers: pks seen lately, the pk's metrics, the periods."""
+        try:
+            pk = parse_path(request.query.decode().get("pk"), "pk", config.limits)
+            since = store.clock() - config.periods.longest
+            answer = {
+                "pks": store.pks(since),
+                "metrics": dict(sorted(store.metric_kinds(pk).items())),
+                "periods": config.periods.names,
+            }
+        except InvalidInput as error:
+            return _json({"error": error.message, "param": error.param}, error.status)
+        except RedisError:
+            return _json({"error": "the store is unavailable; try again shortly", "param": None},
+                         503)
+        return _json(answer)
