@@ -17,22 +17,25 @@ from redis.exceptions import RedisError
 from hail.buffer import Buffer
 from hailwhale import __version__
 from hailwhale.config import Config
-from hailwhale.exceptions import BufferFull
 from hailwhale.ingest import read_events
-from whale.app import PIXEL, add_cors_hook, add_preflight, error_response, handle_errors, json_response
+from whale.app import (
+    PIXEL,
+    add_cors_hook,
+    add_preflight,
+    error_response,
+    handle_errors,
+    json_response,
+)
 
 log = logging.getLogger("hailwhale.hail")
 
 
 def handle_buffer_errors(route: Callable) -> Callable:
-    """Whale's error mapping, plus: a full or unreachable buffer is a 503."""
+    """Whale's error mapping (a full buffer is a 503 there), and an unreachable buffer."""
 
     def wrapper(*args, **kwargs):
         try:
             return route(*args, **kwargs)
-        except BufferFull as error:
-            body = {"error": str(error), "param": None, "retry_after": error.retry_after}
-            return json_response(body, 503, **{"Retry-After": str(error.retry_after)})
         except RedisError:
             log.exception("the buffer failed while serving %s", request.path)
             return error_response(503, "the buffer is unavailable; try again shortly")

@@ -80,6 +80,7 @@ class Buffer:
         self.max_events = max_events
         self.retry_after = retry_after
         self.list_key = keys.buffer(name)
+        self.doorbell_key = keys.doorbell(name)
         self.in_flight_key = keys.in_flight(name)
         self.dead_key = keys.dead_letters(name)
         self.last_flush_key = keys.last_flush(name)
@@ -94,8 +95,12 @@ class Buffer:
 
     def push_items(self, items: Sequence[str | bytes]) -> None:
         """Buffer raw items as they are (tests use it to plant garbage)."""
-        if not self._push(keys=[self.list_key], args=[self.max_events, *items]):
+        if not self._push(keys=[self.list_key, self.doorbell_key], args=[self.max_events, *items]):
             raise BufferFull(self.retry_after)
+
+    def wait(self, timeout: float) -> bool:
+        """Block until the buffer stops being empty (True) or `timeout` seconds pass."""
+        return self.redis.blpop([self.doorbell_key], timeout=timeout) is not None
 
     def depth(self) -> int:
         """Items waiting in the buffer (not counting claimed batches)."""

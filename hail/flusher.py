@@ -117,7 +117,7 @@ class Flusher:
         """
         stop = stop or threading.Event()
         trigger = self.batch_size if trigger is None else trigger
-        delay, started, due = BACKOFF_FIRST, False, 0.0
+        delay, started, due, lease_due = BACKOFF_FIRST, False, 0.0, 0.0
         while not stop.is_set():
             try:
                 if not started:
@@ -125,18 +125,27 @@ class Flusher:
                     started = True
                 for batch_id in list(self._pending):
                     self._finish(batch_id, self.buffer.items(batch_id), time.perf_counter())
-                if time.monotonic() >= due or self.buffer.depth() >= trigger:
-                    due = time.monotonic() + interval
+                now = time.monotonic()
+                if now >= lease_due:
+                    lease_due = now + interval
                     self.resume(older_than=self.lease)  # a dead flusher's batches
+                depth = self.buffer.depth()
+                if depth and (now >= due or depth >= trigger):
+                    # Under load the next flush waits `interval` (that is the batching);
+                    # the first event after a quiet spell is flushed at once.
+                    due = now + interval
                     while not stop.is_set() and self._flush_batch()[0] >= self.batch_size:
                         pass
+                elif depth:
+                    stop.wait(min(POLL, due - now))
+                else:
+                    self.buffer.wait(POLL)  # the doorbell rings when events arrive
             except (ConnectionError, TimeoutError) as error:  # BusyLoadingError included
                 log.warning("flusher: Redis unreachable (%s); retrying in %.1f s", error, delay)
             except RedisError:
                 log.exception("flusher: Redis refused a command; retrying in %.1f s", delay)
             else:
                 delay = BACKOFF_FIRST
-                stop.wait(min(POLL, interval))
                 continue
             stop.wait(delay)
             delay = min(delay * 2, BACKOFF_MAX)

@@ -74,6 +74,10 @@ class KeySpace:
         """List of buffered items, oldest first, each `<receive time> <event JSON>`."""
         return f"{self.hail(name)}:buffer"
 
+    def doorbell(self, name: str = "hail") -> str:
+        """List that gets a token when the buffer `name` stops being empty."""
+        return f"{self.hail(name)}:doorbell"
+
     def in_flight(self, name: str = "hail") -> str:
         """Sorted set of claimed, not yet released batch id -> claim time."""
         return f"{self.hail(name)}:in_flight"

@@ -52,22 +52,28 @@ def random_events(rng: random.Random, n: int, now: float) -> list[Event]:
 
 
 def dump(client: redis.Redis, prefix: str) -> dict[str, object]:
-    """Every key under `prefix` (markers aside), prefix cut off, with its value and an expiry flag."""
-    out: dict[str, object] = {}
-    for raw in client.scan_iter(match=f"{prefix}:*", count=1000):
-        key = raw.decode()
-        if key.startswith(f"{prefix}:applied:"):
-            continue
-        kind = client.type(raw).decode()
+    """Every key under `prefix` but markers, prefix cut off: (type, value, has an expiry)."""
+    keys = [k for k in client.scan_iter(match=f"{prefix}:*", count=1000)
+            if not k.startswith(f"{prefix}:applied:".encode())]
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.type(key)
+    kinds = [kind.decode() for kind in pipe.execute()]
+    for key, kind in zip(keys, kinds):
         if kind == "hash":
-            value = {f.decode(): _number(v) for f, v in client.hgetall(raw).items()}
+            pipe.hgetall(key)
         elif kind == "zset":
-            value = client.zrange(raw, 0, -1, withscores=True)
-        elif kind == "string":  # a HyperLogLog
-            value = client.pfcount(raw)
-        else:
-            value = kind
-        out[key[len(prefix):]] = (value, client.ttl(raw) > 0)
+            pipe.zrange(key, 0, -1, withscores=True)
+        else:  # a HyperLogLog
+            pipe.pfcount(key)
+        pipe.ttl(key)
+    replies = iter(pipe.execute())
+    out: dict[str, object] = {}
+    for key, kind in zip(keys, kinds):
+        value = next(replies)
+        if kind == "hash":
+            value = {field.decode(): _number(v) for field, v in value.items()}
+        out[key.decode()[len(prefix):]] = (kind, value, next(replies) > 0)
     return out
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+import redis
 
 from hail.buffer import Buffer
 from hail.flusher import Flusher
@@ -54,7 +55,26 @@ def assert_same_counts(client, now, events, buffered_prefix="buffered"):
     make_store(client, "direct", now).count(events)
     direct, buffered = dump(client, "direct"), dump(client, buffered_prefix)
     assert buffered == direct
-    assert len(direct) > 10 and all(expires for _, expires in direct.values())
+    assert len(direct) > 10 and all(expires for *_, expires in direct.values())
+
+
+def clone(client: redis.Redis) -> redis.Redis:
+    """Another client on the same server (its own connections)."""
+    pool = client.connection_pool
+    return redis.Redis(connection_pool=redis.ConnectionPool(
+        connection_class=pool.connection_class, **pool.connection_kwargs))
+
+
+def first_waits(read: Callable, barrier: threading.Barrier) -> Callable:
+    """`read`, but its first call waits at `barrier`."""
+    calls = []
+
+    def wrapper(*args):
+        if not calls:
+            calls.append(barrier.wait())
+        return read(*args)
+
+    return wrapper
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
@@ -107,14 +127,16 @@ def test_a_flusher_killed_at_any_step_loses_and_doubles_nothing(
 
 def test_two_flushers_at_once_count_each_event_once(redis_client, buffer_clients, now):
     events = random_events(random.Random(11), 400, now)
-    buffer = Buffer(buffer_clients[0], BUFFER_KEYS)
-    buffer.push(events, now)
-    buffer.claim(30, now)  # a batch both will resume at the same time
-    flushers = [Flusher(Buffer(buffer_clients[0].__class__(connection_pool=buffer_clients[0]
-                                                           .connection_pool), BUFFER_KEYS),
-                        make_store(redis_client.__class__(connection_pool=redis_client
-                                                          .connection_pool), "buffered", now),
-                        batch_size=9) for _ in range(2)]
+    Buffer(buffer_clients[0], BUFFER_KEYS).push(events, now)
+    Buffer(buffer_clients[0], BUFFER_KEYS).claim(30, now)  # a batch both will resume
+    both_read = threading.Barrier(2, timeout=10)
+    flushers = []
+    for _ in range(2):
+        buffer = Buffer(clone(buffer_clients[0]), BUFFER_KEYS)
+        # Both read the in-flight batch before either applies it: a real race on one batch.
+        buffer.items = first_waits(buffer.items, both_read)
+        flushers.append(Flusher(buffer, make_store(clone(redis_client), "buffered", now),
+                                batch_size=9))
     applied = []
     threads = [threading.Thread(target=lambda f=f: applied.append(f.flush_all()))
                for f in flushers]
@@ -131,8 +153,8 @@ def test_a_batch_applied_by_another_flusher_meanwhile_is_skipped(redis_client, n
     events = random_events(random.Random(13), 50, now)
     buffer = Buffer(redis_client, BUFFER_KEYS)
     buffer.push(events, now)
-    other = Flusher(Buffer(redis_client.__class__(connection_pool=redis_client.connection_pool),
-                           BUFFER_KEYS), make_store(redis_client, "buffered", now))
+    other = Flusher(Buffer(clone(redis_client), BUFFER_KEYS),
+                    make_store(clone(redis_client), "buffered", now))
     store = make_store(redis_client, "buffered", now)
     queue_writes = store.queue_writes
 
@@ -203,20 +225,26 @@ def test_an_undecodable_item_becomes_a_dead_letter_and_the_rest_counts(redis_cli
     assert_same_counts(redis_client, now, events)
 
 
-def test_run_flushes_when_the_depth_passes_the_trigger(redis_client, now):
+def test_run_flushes_at_once_when_idle_then_per_interval_or_trigger(redis_client, now):
     events = random_events(random.Random(29), 12, now)
     buffer = Buffer(redis_client, BUFFER_KEYS)
+    polls = []
+    depth = buffer.depth
+    buffer.depth = lambda: polls.append(1) or depth()  # run polls the depth between flushes
     flusher = Flusher(buffer, make_store(redis_client, "buffered", now), batch_size=5)
     stop = threading.Event()
     thread = threading.Thread(target=flusher.run, kwargs=dict(interval=60, trigger=10, stop=stop))
     thread.start()
     try:
-        wait_for(lambda: buffer.stats(now)["depth"] == 0)  # the first flush is at once
-        buffer.push(events[:9], now)
-        time.sleep(0.2)  # waits for nothing: checks that 9 < trigger stays buffered
-        assert buffer.depth() == 9
-        buffer.push(events[9:], now)
-        wait_for(lambda: buffer.depth() == 0 and not buffer.in_flight())
+        wait_for(lambda: polls)
+        buffer.push(events[:1], now)  # a quiet flusher wakes on the doorbell and flushes it
+        wait_for(lambda: depth() == 0 and not buffer.in_flight())
+        buffer.push(events[1:9], now)
+        seen = len(polls)
+        wait_for(lambda: len(polls) > seen + 2)
+        assert depth() == 8  # under the trigger, and the interval (60 s) has not passed
+        buffer.push(events[9:], now)  # 11 >= trigger: flushed now
+        wait_for(lambda: depth() == 0 and not buffer.in_flight())
     finally:
         stop.set()
         thread.join(10)

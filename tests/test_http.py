@@ -31,6 +31,13 @@ def query(url: str, path: str, **params: object) -> tuple[int, dict, object]:
     return status, headers, json.loads(body) if ctype.startswith("application/json") else body
 
 
+def flush(url: str) -> int:
+    """POST /flush_hail: everything /count buffered so far is counted when it answers."""
+    status, _, body = get(f"{url}/flush_hail", b"")
+    assert status == 200
+    return json.loads(body)["flushed"]
+
+
 def last_value(points: dict, key: str, metric: str) -> float:
     return points[key][metric][-1][1]
 
@@ -40,6 +47,7 @@ def test_count_then_plotpoints_shows_every_prefix(url):
                                   metrics={"dollars": 500})
     assert (status, body) == (200, b"OK")
     assert headers["Access-Control-Allow-Origin"] == "*"
+    assert flush(url) == 1
     status, _, points = query(url, "/plotpoints", dimensions="sales", metrics="dollars",
                               depth=1, period="15s:3h")
     assert status == 200
@@ -56,6 +64,7 @@ def test_count_now_post_form_json_and_batch(url):
     assert get(f"{url}/count_now", form)[:1] == (200,)
     event = json.dumps({"dimensions": "json", "metrics": {"n": 2}}).encode()
     assert get(f"{url}/count", event, {"Content-Type": "application/json"})[0] == 200
+    flush(url)
     batch = json.dumps([{"dimensions": "batch", "metrics": {"n": i}} for i in range(5)])
     assert get(f"{url}/count_now", batch.encode(), {"Content-Type": "application/json"})[0] == 200
     _, _, totals = query(url, "/totals", metrics="n", period="15s:3h", depth=1, threshold=0)
@@ -97,12 +106,14 @@ def test_count_gif_is_a_beacon(url):
     status, headers, body = get(f"{url}/count.gif?dimensions=beacon")
     assert status == 200 and headers["Content-Type"] == "image/gif"
     assert body.startswith(b"GIF89a")
+    flush(url)
     _, _, totals = query(url, "/totals", dimensions="beacon", period="15s:3h")
     assert totals["15s:3h"]["beacon"]["hits"] == 1
 
 
 def test_totals_without_period_answers_every_period(url):
     query(url, "/count", dimensions="t", metrics={"dollars": 4})
+    flush(url)
     _, _, totals = query(url, "/totals", dimensions="t", metrics=["dollars", "dollars/hits"])
     assert totals == {p: {"t": {"dollars": 4, "dollars/hits": 4}}
                       for p in ("15s:3h", "1h:7d", "1d:1y")}
@@ -110,6 +121,7 @@ def test_totals_without_period_answers_every_period(url):
 
 def test_dimensions_and_unknown_period(url):
     query(url, "/count", dimensions={"sales": "p1"})
+    flush(url)
     status, _, answer = query(url, "/dimensions", dimensions="sales")
     assert status == 200
     assert answer == {"period": "15s:3h", "parent": "sales",
@@ -125,9 +137,28 @@ def test_formula_errors_are_400(url):
     assert status == 400 and answer["param"] == "metrics"
 
 
+def test_count_is_buffered_and_flush_hail_counts_it(url):
+    for n in range(3):
+        query(url, "/count", dimensions="later", metrics={"n": n})
+    assert flush(url) + flush(url) <= 3  # the background flusher may have taken some
+    _, _, totals = query(url, "/totals", dimensions="later", metrics="n", period="15s:3h")
+    assert totals["15s:3h"]["later"]["n"] == 3
+    status, _, body = get(f"{url}/flush_hail")  # the GET old clients use
+    assert (status, body) == (200, b"OK")
+
+
+def test_direct_serve_counts_count_at_once(redis_server, redis_url):
+    with Served("--redis-url", redis_server.url, "--no-buffer") as served:
+        query(served.url, "/count", dimensions="now")
+        _, _, totals = query(served.url, "/totals", dimensions="now", period="15s:3h")
+        assert totals["15s:3h"]["now"]["hits"] == 1
+        assert get(f"{served.url}/flush_hail", b"")[2] == b'{"flushed":0}'
+
+
 def test_health_openapi_cors_and_unknown_paths(url):
     status, _, health = query(url, "/health")
     assert status == 200 and health["store"] == "ok"
+    assert health["buffer"]["status"] == "ok" and health["buffer"]["depth"] == 0
     status, _, spec = query(url, "/openapi.json")
     assert status == 200
     assert {"/count", "/count_now", "/count.gif", "/plotpoints", "/totals", "/dimensions",

@@ -76,7 +76,8 @@ def model_totals(sent: list[dict]) -> dict:
 counter = itertools.count()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sent=events)
 def test_totals_equal_the_model(redis_client, sent):
     hw = HailWhale(redis=redis_client, periods=PERIODS, key_prefix=f"m{next(counter)}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import simplejson
 from bottle import Bottle, HTTPResponse, request, response
@@ -12,12 +13,16 @@ from redis.exceptions import RedisError
 
 from hailwhale import __version__
 from hailwhale.config import Config
-from hailwhale.exceptions import InvalidInput
+from hailwhale.exceptions import BufferFull, InvalidInput
 from hailwhale.ingest import read_events
 from whale import queries
 from whale.openapi import openapi_spec
 from whale.pages import add_pages
 from whale.store import Store
+
+if TYPE_CHECKING:
+    from hail.buffer import Buffer
+    from hail.flusher import Flusher
 
 log = logging.getLogger("hailwhale.whale")
 
@@ -43,6 +48,9 @@ def handle_errors(route: Callable) -> Callable:
             return route(*args, **kwargs)
         except InvalidInput as error:
             return error_response(error.status, error.message, error.param)
+        except BufferFull as error:
+            body = {"error": str(error), "param": None, "retry_after": error.retry_after}
+            return json_response(body, 503, **{"Retry-After": str(error.retry_after)})
         except RedisError:
             log.exception("the store failed while serving %s", request.path)
             return error_response(503, "the store is unavailable; try again shortly")
@@ -92,39 +100,58 @@ def add_preflight(app: Bottle, origins: Sequence[str]) -> None:
 def make_app(
     store: Store,
     config: Config,
-    counter: Callable | None = None,
+    buffer: Buffer | None = None,
+    flusher: Flusher | None = None,
     clock: Callable[[], float] | None = None,
 ) -> Bottle:
-    """Whale's Bottle app; `counter(events)` is how `/count` counts (direct by default)."""
+    """Whale's Bottle app; with a Hail `buffer`, `/count` buffers instead of counting."""
     app = Bottle()
     periods, limits = config.periods, config.limits
     clock = clock or store.clock
-    count = counter or store.count
     origins = config.cors_origins
     add_cors_hook(app, origins)
 
-    def counted(route_count: Callable) -> HTTPResponse:
-        route_count(read_events(request, periods=periods, limits=limits, now=clock()))
-        headers = {"Content-Type": "text/plain", **cors_headers(origins)}
-        return HTTPResponse("OK", 200, headers=headers)
+    def count(buffered: bool) -> None:
+        now = clock()
+        events = read_events(request, periods=periods, limits=limits, now=now)
+        if buffered and buffer is not None:
+            buffer.push(events, now)
+        else:
+            store.count(events)
 
     @app.route("/count", method=["GET", "POST"])
     @handle_errors
     def count_route() -> HTTPResponse:
-        return counted(count)
+        count(buffered=True)
+        return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain"})
 
     @app.route("/count_now", method=["GET", "POST"])
     @handle_errors
     def count_now() -> HTTPResponse:
-        return counted(store.count)
+        count(buffered=False)
+        return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain"})
 
     @app.get("/count.gif")
     @handle_errors
     def count_gif() -> HTTPResponse:
-        count(read_events(request, periods=periods, limits=limits, now=clock()))
+        count(buffered=True)
         return HTTPResponse(
             PIXEL, 200, headers={"Content-Type": "image/gif", "Cache-Control": "no-store"}
         )
+
+    def flush() -> int:
+        return flusher.flush_all() if flusher is not None else 0
+
+    @app.post("/flush_hail")
+    @handle_errors
+    def flush_hail() -> HTTPResponse:
+        return json_response({"flushed": flush()})
+
+    @app.get("/flush_hail")
+    @handle_errors
+    def flush_hail_get() -> HTTPResponse:
+        flush()  # old clients GET it and expect OK
+        return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain"})
 
     def params() -> dict[str, str]:
         return dict(request.query.decode().allitems())
@@ -155,14 +182,20 @@ def make_app(
 
     @app.get("/health")
     def health() -> HTTPResponse:
+        answer: dict = {"status": "ok", "version": __version__, "periods": periods.names}
         try:
             store.redis.ping()
+            answer["store"] = "ok"
         except RedisError:
             log.warning("health check: the store does not answer")
-            return json_response({"status": "error", "store": "unreachable"}, 503)
-        return json_response(
-            {"status": "ok", "store": "ok", "version": __version__, "periods": periods.names}
-        )
+            answer.update(status="error", store="unreachable")
+        if buffer is not None:
+            try:
+                answer["buffer"] = {"status": "ok", **buffer.stats(clock())}
+            except RedisError:
+                log.warning("health check: the buffer does not answer")
+                answer.update(status="error", buffer={"status": "unreachable"})
+        return json_response(answer, 200 if answer["status"] == "ok" else 503)
 
     @app.get("/openapi.json")
     def openapi() -> HTTPResponse:

@@ -86,8 +86,8 @@ def add_pages(app: Bottle, config: Config, store: Store | None = None) -> None:
 
     @app.get("/graph.js")
     def graph_js() -> HTTPResponse:
-        scheme, netloc, script_name = request.urlparts[:3]
-        served_from = f"{scheme}://{netloc}{script_name.rstrip('/')}"
+        scheme, netloc = request.urlparts[:2]
+        served_from = f"{scheme}://{netloc}{request.script_name.rstrip('/')}"
         embed = {
             "base": served_from,
             "options": embed_options(dict(request.query.decode().allitems())),

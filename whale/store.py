@@ -141,7 +141,9 @@ class Store:
             pipe.zrangebyscore(self.keys.children(pk, path), since, "+inf")
         return [sorted(m.decode() for m in members) for members in pipe.execute()]
 
-    def points(self, series: Sequence[Series], interval: int, window: Sequence[int]) -> list[list[Number]]:
+    def points(
+        self, series: Sequence[Series], interval: int, window: Sequence[int]
+    ) -> list[list[Number]]:
         """Per-bucket values of each series over `window` (bucket starts), 0 when empty."""
         kept = self.periods.retention[interval]
         chunks = sorted({bucket // kept for bucket in window})
@@ -165,7 +167,9 @@ class Store:
             out.append([to_number(stored.get(str(bucket).encode())) for bucket in window])
         return out
 
-    def unique_totals(self, series: Sequence[Series], interval: int, window: Sequence[int]) -> list[int]:
+    def unique_totals(
+        self, series: Sequence[Series], interval: int, window: Sequence[int]
+    ) -> list[int]:
         """Distinct ids over the whole window: PFCOUNT of the union of its buckets."""
         pipe = self.redis.pipeline(transaction=False)
         for one in series:

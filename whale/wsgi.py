@@ -5,14 +5,20 @@ from __future__ import annotations
 from bottle import Bottle
 from redis import Redis
 
+from hail.flusher import Flusher
 from hailwhale.config import Config
 from hailwhale.keys import KeySpace
 from whale.app import make_app
 from whale.store import Store
 
 
-def whale_app(config: Config, redis_url: str) -> Bottle:
-    """Whale on the store at `redis_url`."""
-    redis = Redis.from_url(redis_url)
-    store = Store(redis, config.periods, KeySpace(config.key_prefix))
-    return make_app(store, config)
+def whale_app(config: Config, redis_url: str, buffer_url: str | None = None) -> Bottle:
+    """Whale on the store at `redis_url`; `/count` buffers in `buffer_url` if given."""
+    from hail.wsgi import buffer_for
+
+    store = Store(Redis.from_url(redis_url), config.periods, KeySpace(config.key_prefix))
+    if buffer_url is None:
+        return make_app(store, config)
+    buffer = buffer_for(config, buffer_url)
+    flusher = Flusher(buffer, store, batch_size=config.flush_batch)
+    return make_app(store, config, buffer=buffer, flusher=flusher)

@@ -1,10 +1,17 @@
 -- Append a request's items to a Hail buffer, all or none.
 -- KEYS[1]  buffer list
+-- KEYS[2]  doorbell list: gets one token when the buffer goes from empty to not
 -- ARGV[1]  max_events: refuse when the list already holds this many items
 -- ARGV[2..] items, each `<receive time> <event JSON>`
 -- Returns the list length after the push, or 0 when refused (nothing appended).
-if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+local waiting = redis.call('LLEN', KEYS[1])
+if waiting >= tonumber(ARGV[1]) then
   return 0
+end
+if waiting == 0 then
+  -- wakes an idle flusher blocked on the doorbell at once (one token is enough)
+  redis.call('RPUSH', KEYS[2], 1)
+  redis.call('LTRIM', KEYS[2], 0, 0)
 end
 local length = 0
 -- unpack() of thousands of values overflows Lua's C stack: push in chunks.

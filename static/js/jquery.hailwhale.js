@@ -50,6 +50,7 @@
         'font:13px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}',
         '.hailwhale *{box-sizing:border-box}',
         '.hailwhale-title{font-weight:600;font-size:15px;margin:0 0 6px}',
+        '.hailwhale-frame{position:relative}',
         '.hailwhale-plot{position:relative;width:100%;min-height:80px}',
         '.hailwhale-plot .flot-tick-label{fill:#52606d;font-size:11px}',
         '.hailwhale .legend .background{fill:#fff;fill-opacity:.9;stroke:#d9dee4}',
@@ -66,7 +67,8 @@
         '.hailwhale-error{position:absolute;z-index:3;top:10px;left:50%;transform:translateX(-50%);',
         'max-width:90%;padding:6px 10px;border:1px solid #e3a1a1;border-radius:4px;',
         'background:#fff5f5;color:#9b1c1c;white-space:pre-wrap}',
-        '.hailwhale-note{position:absolute;top:45%;left:0;right:0;text-align:center;color:#7b8794}',
+        '.hailwhale-note{position:absolute;z-index:2;top:40%;left:0;right:0;text-align:center;',
+        'color:#7b8794;pointer-events:none}',
         '.hailwhale-tip{position:absolute;z-index:4;pointer-events:none;padding:6px 8px;',
         'border:1px solid #cbd2d9;border-radius:4px;background:rgba(255,255,255,.97);',
         'box-shadow:0 2px 8px rgba(0,0,0,.12);font-size:12px;white-space:nowrap}',
@@ -163,6 +165,23 @@
         return size >= 1 ? trimZeros(value.toFixed(2)) : trimZeros(value.toPrecision(3));
     }
 
+    /** A round axis end at or beyond `value`, like flot's loose autoscale would pick. */
+    function roundUp(value) {
+        if (value <= 0) {
+            return 0;
+        }
+        var rough = value / 5;
+        var magnitude = Math.pow(10, Math.floor(Math.log(rough) / Math.LN10));
+        var steps = [1, 2, 2.5, 5, 10];
+        for (var i = 0; i < steps.length; i++) {
+            if (rough <= steps[i] * magnitude) {
+                break;
+            }
+        }
+        var step = steps[Math.min(i, steps.length - 1)] * magnitude;
+        return Math.ceil(value / step - 1e-9) * step;
+    }
+
     function exact(value) {
         return Number(value).toLocaleString(undefined, {maximumFractionDigits: 6});
     }
@@ -178,7 +197,7 @@
     }
 
     function bucketTime(ms, step) {
-        var parts = {month: 'short', day: 'numeric'};
+        var parts = {month: 'short', day: 'numeric', hourCycle: 'h23'};
         if (step < 86400000) {
             parts.hour = '2-digit';
             parts.minute = '2-digit';
@@ -279,17 +298,20 @@
         var ownHeight = this.$element.height();
         this.$element.addClass('hailwhale').empty().attr('data-hailwhale-state', 'loading');
         this.$title = $('<div class="hailwhale-title"></div>').appendTo(this.$element);
-        this.$plot = $('<div class="hailwhale-plot"></div>').appendTo(this.$element);
-        this.$note = $('<div class="hailwhale-note">Loading…</div>').appendTo(this.$plot);
+        // flot removes whatever else its placeholder holds: notes sit beside it, in a frame.
+        this.$frame = $('<div class="hailwhale-frame"></div>').appendTo(this.$element);
+        this.$plot = $('<div class="hailwhale-plot"></div>').appendTo(this.$frame);
+        this.$note = $('<div class="hailwhale-note">Loading…</div>').appendTo(this.$frame);
         this.$error = $('<div class="hailwhale-error" role="alert"></div>').hide()
-            .appendTo(this.$element);
+            .appendTo(this.$frame);
         this.$legend = $('<div class="hailwhale-legend"></div>').appendTo(this.$element);
         this.$tip = $('<div class="hailwhale-tip"></div>').hide().appendTo(this.$element);
         this.fixedHeight = !this.options.height && ownHeight >= 120 ? ownHeight : null;
         if (this.fixedHeight) {
             // The element has a height of its own: the plot takes what title and legend leave.
             this.$element.css({display: 'flex', flexDirection: 'column', height: ownHeight});
-            this.$plot.css({flex: '1 1 auto', height: 'auto'});
+            this.$frame.css({flex: '1 1 auto', minHeight: 0});
+            this.$plot.css('height', '100%');
         }
         this.applyOptions();
 
@@ -444,6 +466,18 @@
                 high = Math.max(high, point[1]);
             });
         });
+        if (options.area) {
+            // Stacked children can top the parent (averages do): the axis must hold the stack.
+            var stacked = [];
+            $.each(entries, function (i, entry) {
+                if (entry.level === 1) {
+                    $.each(entry.points, function (j, point) {
+                        stacked[j] = (stacked[j] || 0) + point[1];
+                        high = Math.max(high, stacked[j]);
+                    });
+                }
+            });
+        }
         // Children first and the parent last, so its thick line is drawn on top.
         var ordered = entries.filter(function (e) { return e.level > 0; })
             .concat(entries.filter(function (e) { return e.level === 0; }));
@@ -459,22 +493,26 @@
         });
         var first = entries.length && entries[0].points.length ? entries[0].points : null;
         var xaxis = {
-            min: first ? first[0][0] : null,
-            max: first ? first[first.length - 1][0] : null
+            min: first ? first[0][0] : Date.now() - 3600000,
+            max: first ? first[first.length - 1][0] : Date.now()
         };
         // y from 0 (below only for negative data); an empty window is a flat line on [0, 1].
-        var yaxis = {min: low < 0 ? null : 0, max: (high === 0 && low === 0) ? 1 : null};
+        var yaxis = {min: low < 0 ? -roundUp(-low) : 0,
+                     max: (high === 0 && low === 0) ? 1 : roundUp(high)};
         this.step = first && first.length > 1 ? first[1][0] - first[0][0] : 0;
         this.entries = entries;
         this.hideError();
-        this.$note.hide();
+        var empty = high === 0 && low === 0;
+        this.$note.text(empty ? 'Nothing counted in this window yet' : '').toggle(empty);
         if (!this.plot) {
             var flotOptions = $.extend(true, {
+                // Both axes get explicit ends: flot measures tick labels before it
+                // autoscales, so a widened axis could push its top label off the canvas.
                 xaxis: {mode: 'time', timeBase: 'milliseconds', timezone: 'browser',
-                        showMinorTicks: false, font: null},
-                yaxis: {tickFormatter: compact, autoScale: 'loose', showMinorTicks: false},
+                        autoScale: 'none', showMinorTicks: false},
+                yaxis: {tickFormatter: compact, autoScale: 'none', showMinorTicks: false},
                 series: {shadowSize: 0},
-                grid: {hoverable: true, autoHighlight: false, borderWidth: {bottom: 1, left: 1},
+                grid: {hoverable: true, autoHighlight: false, borderWidth: {top: 0, right: 0, bottom: 1, left: 1},
                        borderColor: '#c3cad3', tickColor: '#edf0f3', color: '#52606d',
                        labelMargin: 8, margin: {top: 8, right: 12, bottom: 0, left: 0}},
                 legend: {show: false}
