@@ -22,6 +22,7 @@ run: $(VENV)/.stamp-install
 	exec $(BIN)/hailwhale serve
 
 test: $(VENV)/.stamp-test
+	@echo "screenshots: tests/screenshots/ (the browser tests save them there)"
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.stamp-test

@@ -34,7 +34,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "fakeredis>=2.20", "hypothesis>=6", "pytest-timeout>=2.1", "ruff",
-                 "supervisor>=4.2"],
+                 "supervisor>=4.2", "playwright"],
     },
     entry_points={"console_scripts": ["hailwhale = hailwhale.cli:main"]},
     classifiers=[

@@ -149,14 +149,18 @@ def flusher_process(config: Config, store: str, buffer: str, wanted: bool) -> It
         [sys.executable, "-m", "hailwhale.cli", "flush", *_flusher_flags(config, store, buffer)],
         preexec_fn=die_with_parent(os.getpid()),
     )
+    owner = os.getpid()
     try:
         yield f"flusher pid {child.pid}"
     finally:
-        child.terminate()
-        try:
-            child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.kill()
+        # gunicorn's forked workers leave this block too when they exit: only the
+        # process that started the flusher stops it.
+        if os.getpid() == owner and child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 def _shown(host: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import math
 import os
 import re
 import shutil
@@ -39,12 +40,29 @@ NETWORK_ERROR = re.compile(r"Failed to load resource|net::ERR_")
 
 AT = int(time.time()) - 60
 BUCKET_MS = (AT - AT % STEP) * 1000
+# Exact numbers in AT's bucket (sales 651: p1 500, p2 150, p3 1, under the 10% threshold),
+# and 50 minutes of smooth history before it, so the screenshots show a real graph.
 SEED = (
     [{"dimensions": {"sales": "p1"}, "metrics": {"dollars": 100}, "at": AT}] * 5
     + [{"dimensions": {"sales": "p2"}, "metrics": {"dollars": 50}, "at": AT}] * 3
     + [{"dimensions": {"sales": "p3"}, "metrics": {"dollars": 1}, "at": AT}]
-    + [{"dimensions": {"country": "US"}, "at": AT}] * 2
+    + [{"dimensions": {"sales": "p1"}, "metrics": {"dollars": round(300 + 150 * math.sin(k / 9))},
+        "at": AT - k * STEP} for k in range(1, 200)]
+    + [{"dimensions": {"sales": "p2"}, "metrics": {"dollars": round(120 + 60 * math.cos(k / 13))},
+        "at": AT - k * STEP} for k in range(1, 200)]
+    + [{"dimensions": {"country": "US" if k % 3 else "CA"}, "at": AT - k * STEP}
+       for k in range(0, 200, 2)]
 )
+
+
+def seeded(path: tuple[str, ...]) -> int:
+    """Dollars the seed counted under `path` (and its children)."""
+    return sum(
+        e["metrics"].get("dollars", 0) for e in SEED
+        if "metrics" in e and tuple(next(iter(e["dimensions"].items())))[:len(path)] == path
+    )
+
+
 SALES, P1, P2 = "sales", '["sales","p1"]', '["sales","p2"]'
 
 
@@ -187,17 +205,17 @@ def draw(page, selector: str, options: dict, state: str = "ready") -> None:
     page.wait_for_selector(f"{selector}[data-hailwhale-state={state}]", timeout=10_000)
 
 
-SERIES_JS = """sel => $(sel).hailwhale('plot').getData().map(s => ({
-    key: s.key, label: s.label, points: s.data.length, lineWidth: s.lines.lineWidth,
-    fill: s.lines.fill, stack: s.stack, last: s.data[s.data.length - 1][0],
-    at: Object.fromEntries(s.data.filter(p => p[0] === %d).map(p => ['value', p[1]])).value,
-    stacked: (() => { const d = s.datapoints, i = s.data.findIndex(p => p[0] === %d);
-                      return [d.points[i * d.pointsize + 1], d.points[i * d.pointsize + 2]]; })()
-}))""" % (BUCKET_MS, BUCKET_MS)
+SERIES_JS = """([sel, ms]) => $(sel).hailwhale('plot').getData().map(s => {
+    const i = s.data.findIndex(p => p[0] === ms), d = s.datapoints, at = i * d.pointsize;
+    return {key: s.key, label: s.label, points: s.data.length, lineWidth: s.lines.lineWidth,
+            fill: s.lines.fill, stack: s.stack, last: s.data[s.data.length - 1][0],
+            at: i < 0 ? null : s.data[i][1],
+            stacked: i < 0 ? null : [d.points[at + 1], d.points[at + 2]]};
+})"""
 
 
 def series(page, selector: str = "#g") -> dict[str, dict]:
-    return {s["key"]: s for s in page.evaluate(SERIES_JS, selector)}
+    return {s["key"]: s for s in page.evaluate(SERIES_JS, [selector, BUCKET_MS])}
 
 
 def legend(page, selector: str = "#g") -> list[str]:
@@ -400,10 +418,13 @@ def test_dashboard_drills_down_and_keeps_the_choice_in_the_url(whale, watched):
     page.locator("#metric").fill("dollars")
     page.locator("#metric").press("Enter")
     page.wait_for_function("() => new URL(location).searchParams.get('metric') === 'dollars'")
-    page.wait_for_function("""() => [...document.querySelectorAll('#totals tbody tr')]
-        .map(r => r.cells[0].innerText + '=' + r.cells[1].innerText)
-        .join(',') === 'sales=651,p1=500,p2=150'""")
+    rows = ",".join(f"{name}={seeded(path):,}" for name, path in
+                    [("sales", ("sales",)), ("p1", ("sales", "p1")), ("p2", ("sales", "p2"))])
+    page.wait_for_function("""rows => [...document.querySelectorAll('#totals tbody tr')]
+        .map(r => r.cells[0].innerText + '=' + r.cells[1].innerText).join(',') === rows""",
+                           arg=rows)
     page.wait_for_function("() => $('#graph .hailwhale-key').length === 3")
+    page.locator("#metric").blur()
     page.screenshot(path=SCREENSHOTS / "dashboard.png", full_page=True)
 
     # Drill further from the children list, then come back with Back.

@@ -62,6 +62,7 @@
         '.hailwhale-key i{flex:none;display:inline-block;width:14px;height:3px;border-radius:2px}',
         '.hailwhale-key.hailwhale-level0{font-weight:600}',
         '.hailwhale-key.hailwhale-level0 i{height:5px}',
+        '.hailwhale-key.hailwhale-stacked i{height:10px;opacity:.7}',
         'button.hailwhale-key{cursor:pointer;border-radius:3px}',
         'button.hailwhale-key:hover span,button.hailwhale-key:focus span{text-decoration:underline}',
         '.hailwhale-error{position:absolute;z-index:3;top:10px;left:50%;transform:translateX(-50%);',
@@ -534,9 +535,10 @@
 
     Widget.prototype.renderLegend = function (entries) {
         var drill = !!this.options.drilldown;
+        var area = !!this.options.area;
         var signature = JSON.stringify($.map(entries, function (e) {
             return [[e.key, e.color, e.label]];
-        })) + drill;
+        })) + drill + area;
         if (signature === this.legendSignature) {
             return;  // unchanged: leave the DOM alone, no flicker
         }
@@ -546,6 +548,7 @@
             var button = drill && entry.level > 0;
             var $key = $(button ? '<button type="button"></button>' : '<span></span>')
                 .addClass('hailwhale-key hailwhale-level' + Math.min(entry.level, 3))
+                .toggleClass('hailwhale-stacked', area && entry.level === 1)
                 .attr({'data-index': i, 'data-key': entry.key, title: entry.label});
             if (button) {
                 $key.attr('title', 'Drill down into ' + entry.label);
