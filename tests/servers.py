@@ -36,13 +36,13 @@ def get(url: str, data: bytes | None = None, headers: dict | None = None,
 
 
 class Served:
-    """`hailwhale serve ...` in a child process, on a free port, until stopped."""
+    """`hailwhale serve ...` (or `hail`) in a child process, on a free port, until stopped."""
 
-    def __init__(self, *args: str, cwd: Path | None = None, **env: str):
+    def __init__(self, *args: str, command: str = "serve", cwd: Path | None = None, **env: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [*HAILWHALE, "serve", "--port", str(self.port), "--workers", "2", *args],
+            [*HAILWHALE, command, "--port", str(self.port), "--workers", "2", *args],
             cwd=cwd, env=command_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True,
         )
