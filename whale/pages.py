@@ -107,7 +107,7 @@ def add_pages(app: Bottle, config: Config, store: Store | None = None) -> None:
             pk = parse_path(request.query.decode().get("pk"), "pk", config.limits)
             since = store.clock() - config.periods.longest
             answer = {
-                "pks": store.pks(since),
+                "pks": sorted(store.pks(since)),
                 "metrics": dict(sorted(store.metric_kinds(pk).items())),
                 "periods": config.periods.names,
             }

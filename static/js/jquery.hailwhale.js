@@ -166,20 +166,19 @@
         return size >= 1 ? trimZeros(value.toFixed(2)) : trimZeros(value.toPrecision(3));
     }
 
-    /** A round axis end at or beyond `value`, like flot's loose autoscale would pick. */
-    function roundUp(value) {
+    /** A round axis end a little beyond `value`, on a step of at least `least`. */
+    function roundUp(value, least) {
         if (value <= 0) {
             return 0;
         }
+        value *= 1.05;  // headroom: the highest point does not touch the frame
         var rough = value / 5;
         var magnitude = Math.pow(10, Math.floor(Math.log(rough) / Math.LN10));
         var steps = [1, 2, 2.5, 5, 10];
-        for (var i = 0; i < steps.length; i++) {
-            if (rough <= steps[i] * magnitude) {
-                break;
-            }
+        for (var i = 0; i < steps.length - 1 && rough > steps[i] * magnitude; i++) {
+            // the first round step that fits five ticks
         }
-        var step = steps[Math.min(i, steps.length - 1)] * magnitude;
+        var step = Math.max(steps[i] * magnitude, least || 0);
         return Math.ceil(value / step - 1e-9) * step;
     }
 
@@ -460,11 +459,13 @@
         var entries = this.entriesOf(answer);
         var low = 0;
         var high = 0;
+        var whole = true;
         $.each(entries, function (i, entry) {
             entry.color = self.colorFor(entry);
             $.each(entry.points, function (j, point) {
                 low = Math.min(low, point[1]);
                 high = Math.max(high, point[1]);
+                whole = whole && point[1] % 1 === 0;
             });
         });
         if (options.area) {
@@ -498,8 +499,11 @@
             max: first ? first[first.length - 1][0] : Date.now()
         };
         // y from 0 (below only for negative data); an empty window is a flat line on [0, 1].
-        var yaxis = {min: low < 0 ? -roundUp(-low) : 0,
-                     max: (high === 0 && low === 0) ? 1 : roundUp(high)};
+        // Counts get whole-number ticks: no 0.2 of a hit.
+        var least = whole ? 1 : 0;
+        var yaxis = {min: low < 0 ? -roundUp(-low, least) : 0,
+                     max: (high === 0 && low === 0) ? 1 : roundUp(high, least),
+                     minTickSize: least || null, tickDecimals: whole ? 0 : null};
         this.step = first && first.length > 1 ? first[1][0] - first[0][0] : 0;
         this.entries = entries;
         this.hideError();
