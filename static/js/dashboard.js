@@ -219,14 +219,16 @@
                     drill(entry.path);
                 }
             }).on('hailwhaledraw', function () {
-                $('#status').removeClass('is-error').text(
+                $('#status').removeClass('is-error').removeAttr('title').text(
                     (state.live ? 'live · ' : 'paused · ') + 'updated ' +
                     new Date().toLocaleTimeString());
                 if (state.live) {
                     refreshSide();
                 }
             }).on('hailwhaleerror', function (event, message) {
-                $('#status').addClass('is-error').text(message);
+                // The message itself shows in the graph; the header only flags it.
+                $('#status').addClass('is-error').text('the graph could not be updated')
+                    .attr('title', message);
             });
             $graph.hailwhale(graphOptions());
         } else {
