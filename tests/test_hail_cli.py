@@ -1,4 +1,4 @@
-"""`hailwhale hail` and `hailwhale flush` as real processes: buffer in one Redis, count in another."""
+"""`hailwhale hail` and `hailwhale flush` as processes: buffer in one Redis, count in another."""
 
 from __future__ import annotations
 
