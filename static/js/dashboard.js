@@ -173,21 +173,7 @@
     function renderExamples() {
         $('#count-example').text(
             "curl -g '" + origin + '/count?dimensions={"sales":"p42"}&metrics={"dollars":500}\'');
-        var query = new URLSearchParams();
-        if (state.pk) {
-            query.set('pk', state.pk);
-        }
-        if (state.dimension.length) {
-            query.set('dimension', hw.dimKey(state.dimension));
-        }
-        query.set('metric', state.metric);
-        if (state.period) {
-            query.set('period', state.period);
-        }
-        query.set('depth', String(state.depth));
-        if (state.area) {
-            query.set('area', '1');
-        }
+        var query = stateQuery();
         query.set('live', '1');
         $('#embed-example').text('<script src="' + origin + '/graph.js?' + query.toString() +
                                  '"></script>');
