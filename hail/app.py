@@ -16,16 +16,19 @@ from redis.exceptions import RedisError
 
 from hail.buffer import Buffer
 from hailwhale import __version__
+from hailwhale.access import install_access
 from hailwhale.config import Config
 from hailwhale.ingest import read_events
 from whale.app import (
     PIXEL,
     add_cors_hook,
+    add_error_handling,
     add_preflight,
     error_response,
     handle_errors,
     json_response,
 )
+from whale.openapi import openapi_spec
 
 log = logging.getLogger("hailwhale.hail")
 
@@ -45,10 +48,12 @@ def handle_buffer_errors(route: Callable) -> Callable:
 
 
 def make_hail_app(buffer: Buffer, config: Config, clock: Callable[[], float] = time.time) -> Bottle:
-    """Hail's Bottle app: `/count`, `/count.gif` and `/health` on `buffer`."""
+    """Hail's Bottle app: `/count`, `/count.gif`, `/health` and `/openapi.json` on `buffer`."""
     app = Bottle()
     periods, limits = config.periods, config.limits
-    add_cors_hook(app, config.cors_origins)
+    add_cors_hook(app, config.allowed_origins)
+    add_error_handling(app)
+    install_access(app, config)
 
     def buffered() -> None:
         now = clock()
@@ -77,5 +82,9 @@ def make_hail_app(buffer: Buffer, config: Config, clock: Callable[[], float] = t
             return json_response({"status": "error", "buffer": "unreachable"}, 503)
         return json_response({"status": "ok", "buffer": "ok", "version": __version__, **stats})
 
-    add_preflight(app, config.cors_origins)
+    @app.get("/openapi.json")
+    def openapi() -> HTTPResponse:
+        return json_response(openapi_spec(config, tier="hail"))
+
+    add_preflight(app, config.allowed_origins)
     return app

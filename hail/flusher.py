@@ -6,13 +6,18 @@ A batch goes through three steps:
    in-flight batch with a fresh id (hail/buffer.py). From then on the batch is
    in Redis, not only in this process: if we die, it is still there.
 2. apply: the batch is decoded and rolled up (identical increments summed: the
-   overall series gets one increment per batch) and written to the store in one
-   MULTI/EXEC together with a marker `<prefix>:applied:<batch id>`, with WATCH on
-   the marker. The writes and the marker land together or not at all; if the
-   marker exists, the batch was applied already and nothing is written; if
-   another flusher sets it between our check and our EXEC, WATCH aborts ours.
+   overall series gets one increment per batch) and written to the store by one
+   Lua call (whale/scripts/apply.lua) that first checks a marker
+   `<prefix>:applied:<batch id>`, then makes the writes and sets the marker. The
+   writes and the marker land together or not at all; if the marker exists, the
+   batch was applied already and nothing is written. A script runs atomically, so
+   no other flusher can slip in between the check and the writes.
    The store may be another Redis server than the buffer: the marker lives with
-   the writes it guards, so no two-server transaction is needed.
+   the writes it guards, so no two-server transaction is needed. On a Redis
+   Cluster a script may only touch one hash slot: there is one call, and one copy
+   of the marker, per slot the batch writes to. A node that fails mid-batch leaves
+   some slots applied (with their markers) and others not; the next attempt skips
+   the first and writes the others, so the batch still counts once.
 3. release: the batch and its in-flight entry are dropped, its dead letters
    recorded, in one Lua call that does nothing the second time.
 
@@ -22,9 +27,7 @@ connection, or on a batch another flusher holds (the lease ran out, or
 `flush_all` wants everything applied now). A batch dies with the marker only
 after `marker_ttl` (days), far longer than any batch stays in flight.
 
-On a Redis Cluster the store's writes span many slots, and one MULTI/EXEC cannot:
-there the marker would have to be per slot (DESIGN.md); this flusher needs a
-single store server (a cluster works for the buffer, whose keys share one slot).
+The buffer works on a Redis Cluster too: its keys share one hash tag, one slot.
 """
 
 from __future__ import annotations
@@ -35,7 +38,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from redis.exceptions import ConnectionError, RedisError, TimeoutError
+from redis.exceptions import (
+    ClusterDownError,
+    ConnectionError,
+    RedisError,
+    TimeoutError,
+    TryAgainError,
+)
 
 from hail.buffer import Buffer, FlushStats
 from hailwhale.events import Event
@@ -54,8 +63,7 @@ def decode(items: Sequence[bytes], now: float) -> tuple[list[Event], list[str]]:
     """The events of a batch, and a dead letter for each item that is not one."""
     events, dead = [], []
     for raw in items:
-        text = raw.decode("utf-8", errors="backslashreplace")
-        head, _, body = text.partition(" ")
+        head, _, body = raw.partition(b" ")  # bytes: only a dead letter needs the text
         try:
             float(head)
             events.append(Event.from_json(body))
@@ -65,6 +73,7 @@ def decode(items: Sequence[bytes], now: float) -> tuple[list[Event], list[str]]:
             reason = error.message
         else:
             continue
+        text = raw.decode("utf-8", errors="backslashreplace")
         dead.append(json.dumps({"item": text, "reason": reason, "at": now}, ensure_ascii=False))
     return events, dead
 
@@ -140,7 +149,8 @@ class Flusher:
                     stop.wait(min(POLL, due - now))
                 else:
                     self.buffer.wait(POLL)  # the doorbell rings when events arrive
-            except (ConnectionError, TimeoutError) as error:  # BusyLoadingError included
+            # BusyLoadingError included; on a cluster, a master down or just back
+            except (ConnectionError, TimeoutError, ClusterDownError, TryAgainError) as error:
                 log.warning("flusher: Redis unreachable (%s); retrying in %.1f s", error, delay)
             except RedisError:
                 log.exception("flusher: Redis refused a command; retrying in %.1f s", delay)

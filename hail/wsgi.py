@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from bottle import Bottle
-from redis import Redis
 
 from hail.app import make_hail_app
 from hail.buffer import Buffer
 from hail.flusher import Flusher
 from hailwhale.config import Config
+from hailwhale.connect import client
 from hailwhale.keys import KeySpace
 from whale.store import Store
 
 
 def buffer_for(config: Config, buffer_url: str) -> Buffer:
     """The Hail buffer at `buffer_url`."""
-    return Buffer(Redis.from_url(buffer_url), KeySpace(config.key_prefix), config.buffer_max)
+    return Buffer(client(buffer_url), KeySpace(config.key_prefix), config.buffer_max)
 
 
 def flusher_for(config: Config, store_url: str, buffer_url: str) -> Flusher:
     """A flusher from the buffer at `buffer_url` into the store at `store_url`."""
-    store = Store(Redis.from_url(store_url), config.periods, KeySpace(config.key_prefix))
+    store = Store(client(store_url), config.periods, KeySpace(config.key_prefix))
     return Flusher(buffer_for(config, buffer_url), store, batch_size=config.flush_batch)
 
 

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from redis import Redis
 
 from hailwhale.config import Limits
+from hailwhale.connect import client
 from hailwhale.embedded import RedisServer
 from hailwhale.events import Event, parse_event
 from hailwhale.keys import KeySpace
@@ -48,7 +49,7 @@ class HailWhale:
             if url is None:
                 self.server = RedisServer(data_dir).start()
                 url = self.server.url
-            redis = Redis.from_url(url)
+            redis = client(url)
         self.store = Store(redis, self.periods, KeySpace(key_prefix), clock=clock)
 
     def close(self) -> None:
@@ -86,14 +87,17 @@ class HailWhale:
 
     log = count  # the seed's name
 
-    def _query(self, dimensions, metrics, pk, depth, threshold, limit, sort):
+    def _query(self, dimensions, metrics, pk, depth, threshold, limit, sort, cut=True):
         from whale.queries import parse_query
 
         params = {
             "pk": pk, "dimensions": dimensions, "metrics": metrics, "depth": depth,
             "threshold": threshold, "limit": limit, "sort": sort,
         }
-        return parse_query({k: v for k, v in params.items() if v is not None}, self.limits)
+        given = {k: v for k, v in params.items() if v is not None}
+        if cut:
+            return parse_query(given, self.limits)
+        return parse_query(given, self.limits, threshold=None, limit=None)
 
     def plotpoints(
         self, dimensions: object = None, metrics: object = None, period: str | None = None,
@@ -126,7 +130,7 @@ class HailWhale:
         """The children of a dimension with their totals, as `/dimensions` answers."""
         from whale import queries
 
-        query = self._query(dimensions, metrics, pk, 0, threshold, limit, sort)
+        query = self._query(dimensions, metrics, pk, 0, threshold, limit, sort, cut=False)
         return queries.dimensions(
             self.store, query, self.periods.find(period), self.store.clock()
         )

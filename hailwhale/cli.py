@@ -48,7 +48,12 @@ def _server_flags(parser: argparse.ArgumentParser, port: str) -> None:
     parser.add_argument("--workers", type=int, help=f"worker processes (env "
                         f"{ENV_VARS['workers']}); default one per core")
     parser.add_argument("--cors-origins", help="comma-separated allowed origins (env "
-                        f"{ENV_VARS['cors_origins']}); default *")
+                        f"{ENV_VARS['cors_origins']}); default * without a read key, "
+                        "none with one")
+    parser.add_argument("--write-key", help="key /count and /flush_hail require (env "
+                        f"{ENV_VARS['write_key']}, better: flags show in ps); default none")
+    parser.add_argument("--read-key", help="key /plotpoints, /totals, /dimensions, /meta and "
+                        f"/graph.js require (env {ENV_VARS['read_key']}); default none")
 
 
 def _store_flags(parser: argparse.ArgumentParser) -> None:
@@ -107,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from(args: argparse.Namespace) -> Config:
     names = ["redis_url", "hail_url", "periods", "data_dir", "key_prefix", "host", "workers",
-             "cors_origins", "buffer_max", "flush_interval", "flush_batch"]
+             "cors_origins", "buffer_max", "flush_interval", "flush_batch", "write_key",
+             "read_key"]
     settings = {name: getattr(args, name, None) for name in names}
     settings["hail_port" if args.command == "hail" else "port"] = getattr(args, "port", None)
     return load_config(**settings)
@@ -183,7 +189,8 @@ def serve(config: Config, args: argparse.Namespace) -> None:
                 flush=True,
             )
             GeventServer(lambda: whale_app(config, url, buffer), config.host, config.port,
-                         config.workers).run()
+                         config.workers, client_timeout=config.client_timeout,
+                         request_line=config.limits.request_line).run()
 
 
 def hail(config: Config, args: argparse.Namespace) -> None:
@@ -199,7 +206,8 @@ def hail(config: Config, args: argparse.Namespace) -> None:
                 flush=True,
             )
             GeventServer(lambda: hail_app(config, buffer), config.host, config.hail_port,
-                         config.workers).run()
+                         config.workers, client_timeout=config.client_timeout,
+                         request_line=config.limits.request_line).run()
 
 
 def flush(config: Config) -> None:
@@ -218,11 +226,10 @@ def flush(config: Config) -> None:
 
 
 def _hailwhale(config: Config, url: str):
-    from redis import Redis
-
     from hailwhale.api import HailWhale
+    from hailwhale.connect import client
 
-    return HailWhale(redis=Redis.from_url(url), periods=config.periods,
+    return HailWhale(redis=client(url), periods=config.periods,
                      key_prefix=config.key_prefix, limits=config.limits)
 
 

@@ -27,6 +27,8 @@ class Limits:
     future_seconds: int = 300
     formula_length: int = 200
     formula_depth: int = 16
+    # gunicorn answers 414 past this (8190 is the most it allows).
+    request_line: int = 8190
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,22 @@ class Config:
     workers: int = 0
     data_dir: str = "data"
     key_prefix: str = "hw"
-    cors_origins: tuple[str, ...] = ("*",)
+    # None: `*` when there is no read key, no cross-origin reads when there is one.
+    cors_origins: tuple[str, ...] | None = None
+    write_key: str | None = None
+    read_key: str | None = None
     limits: Limits = field(default_factory=Limits)
     buffer_max: int = 1_000_000
     flush_interval: float = 1.0
     flush_batch: int = 5000
+    client_timeout: int = 10
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """The origins CORS lets read answers: as configured, else `*` only without a read key."""
+        if self.cors_origins is not None:
+            return self.cors_origins
+        return () if self.read_key else ("*",)
 
 
 _ENV = {
@@ -63,6 +76,9 @@ _ENV = {
     "buffer_max": "HAILWHALE_BUFFER_MAX",
     "flush_interval": "HAILWHALE_FLUSH_INTERVAL",
     "flush_batch": "HAILWHALE_FLUSH_BATCH",
+    "write_key": "HAILWHALE_WRITE_KEY",
+    "read_key": "HAILWHALE_READ_KEY",
+    "client_timeout": "HAILWHALE_CLIENT_TIMEOUT",
 }
 ENV_VARS = dict(_ENV)
 
@@ -70,17 +86,22 @@ ENV_VARS = dict(_ENV)
 def _convert(name: str, value: object) -> object:
     if name == "periods":
         return Periods.parse(value)  # type: ignore[arg-type]
-    if name in ("port", "hail_port", "workers", "buffer_max", "flush_batch", "flush_interval"):
+    if name in ("port", "hail_port", "workers", "buffer_max", "flush_batch", "flush_interval",
+                "client_timeout"):
         kind = float if name == "flush_interval" else int
         try:
             number = kind(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise ConfigError(f"{name} must be a number, not {value!r}") from None
-        if number < 0 or (number == 0 and name in ("buffer_max", "flush_batch")):
+        if number < 0 or (number == 0 and name in ("buffer_max", "flush_batch",
+                                                    "client_timeout")):
             raise ConfigError(f"{name} must be positive, not {value!r}")
         return number
     if name == "cors_origins" and isinstance(value, str):
         return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+    if name in ("write_key", "read_key"):
+        if not isinstance(value, str) or not value.strip() or value != value.strip():
+            raise ConfigError(f"{name} must be a non-empty string without surrounding spaces")
     return value
 
 

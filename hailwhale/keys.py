@@ -10,12 +10,14 @@ encoded segment list can spell because `_` is not a valid segment.
 from __future__ import annotations
 
 import json
+from binascii import crc_hqx
 from functools import lru_cache
 from urllib.parse import quote
 
 Path = tuple[str, ...]
 
 OVERALL = "_"
+SLOTS = 16384  # Redis Cluster hash slots
 
 
 @lru_cache(maxsize=65536)
@@ -97,3 +99,38 @@ class KeySpace:
     def applied(self, batch_id: str) -> str:
         """Marker, in the store, that a batch was applied (so applying it again is a no-op)."""
         return f"{self.prefix}:applied:{batch_id}"
+
+    def in_slot(self, key: str, slot: int) -> str:
+        """The copy of a tagless `key` (a batch marker) that lives in Redis Cluster slot `slot`."""
+        return f"{key}:{{{slot_tag(slot)}}}"
+
+
+def key_slot(key: str) -> int:
+    """The Redis Cluster slot of `key`: CRC16 of its hash tag, or of the whole key without one."""
+    raw = key.encode()
+    start = raw.find(b"{")
+    if start > -1:
+        end = raw.find(b"}", start + 1)
+        if end > start + 1:
+            raw = raw[start + 1:end]
+    return crc_hqx(raw, 0) % SLOTS
+
+
+def slot_tag(slot: int) -> str:
+    """The shortest decimal number whose CRC16 is `slot`: a hash tag that lands in `slot`."""
+    return _slot_tags()[slot]
+
+
+@lru_cache(maxsize=1)
+def _slot_tags() -> list[str]:
+    # ~170k CRCs (the coupon collector's 16384 ln 16384), once per process, on a cluster only
+    tags: list[str | None] = [None] * SLOTS
+    missing, number = SLOTS, 0
+    while missing:
+        text = str(number)
+        slot = crc_hqx(text.encode(), 0) % SLOTS
+        if tags[slot] is None:
+            tags[slot] = text
+            missing -= 1
+        number += 1
+    return tags  # type: ignore[return-value]

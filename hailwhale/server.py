@@ -24,19 +24,33 @@ def _ignore_interrupts(worker) -> None:
 
 
 class GeventServer(BaseApplication):
-    """gunicorn, configured in code; `app_factory` runs in each worker after gevent patches."""
+    """gunicorn, configured in code; `app_factory` runs in each worker after gevent patches.
+
+    Slow and stalled clients: each connection is a greenlet (up to 1000 per worker),
+    so a client that stalls holds one greenlet, not a worker. One that sends its
+    request line and headers slower than `client_timeout` seconds is dropped (gunicorn
+    reads them under its keep-alive timeout), as is a keep-alive connection idle that
+    long. A body trickled byte by byte is not timed here: put nginx in front
+    (README, Security and Operations), which buffers bodies before passing them on.
+    """
 
     def __init__(self, app_factory: Callable, host: str, port: int, workers: int = 0,
-                 on_starting: Callable[[], None] | None = None):
+                 on_starting: Callable[[], None] | None = None, *,
+                 client_timeout: int = 10, request_line: int = 8190):
         self.app_factory = app_factory
         self.options = {
             "bind": f"{host}:{port}",
             "workers": workers or os.cpu_count() or 1,
             "worker_class": "gevent",
             "worker_connections": 1000,
-            "keepalive": 30,
+            "keepalive": client_timeout,
             "graceful_timeout": 10,
+            # A worker whose loop stops (a CPU-bound request) for this long is restarted.
             "timeout": 30,
+            # Past these gunicorn answers 414 or 431 itself, before the app sees anything.
+            "limit_request_line": request_line,
+            "limit_request_fields": 100,
+            "limit_request_field_size": 8190,
             "accesslog": None,
             "errorlog": "-",
             "loglevel": "warning",

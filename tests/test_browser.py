@@ -445,3 +445,31 @@ def test_dashboard_drills_down_and_keeps_the_choice_in_the_url(whale, watched):
     assert page.locator("#metric").input_value() == "dollars"
     assert page.locator("#crumbs li").all_inner_texts() == ["overall", "sales"]
     assert set(series(page, "#graph")) == {SALES, P1, P2}
+
+
+def test_dashboard_and_graph_js_with_a_read_key(redis_server, browser, other_origin):
+    # With a read key, CORS is off unless origins are named: name the embedding page's.
+    page_origin = "/".join(other_origin.put("/probe.html", "").split("/")[:3])
+    with Served("--redis-url", redis_server.url, "--periods", PERIODS, "--key-prefix", "browser",
+                "--read-key", "s3cret", "--cors-origins", page_origin) as served:
+        one = Watched(browser)
+        one.allowed.append(re.compile("401"))  # the page without the key is refused
+        try:
+            page = one.page
+            page.goto(served.url + "/?key=s3cret")
+            page.wait_for_selector("#graph[data-hailwhale-state=ready]")
+            assert legend(page, "#graph") == ["overall", "sales", "country"]
+            assert "key=s3cret" in page.url
+
+            page.goto(other_origin.put("/keyed.html", f"""<!DOCTYPE html><html><head>
+<meta charset="utf-8"><link rel="icon" href="data:,"></head><body>
+<script src="{served.url}/graph.js?dimension=sales&depth=1&key=s3cret"></script>
+</body></html>"""))
+            page.wait_for_selector(".hailwhale[data-hailwhale-state=ready]")
+
+            page.goto(served.url + "/")
+            page.wait_for_selector("#graph[data-hailwhale-state=error]")
+            assert "key" in page.locator("#graph").inner_text().lower()
+        finally:
+            one.check()
+            one.context.close()

@@ -209,3 +209,12 @@ def test_buckets_really_vanish_by_expiry(redis_client):
     while redis_client.dbsize() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert redis_client.dbsize() == 0
+
+
+def test_dimensions_has_no_threshold_or_limit_unless_given(hw):
+    hw.count(dimensions=["d", "big"], metrics={"n": 1000})
+    hw.count(dimensions=["d", "tiny"], metrics={"n": 1})
+    names = [c["name"] for c in hw.dimensions("d", "n")["children"]]
+    assert names == ["big", "tiny"]
+    assert [c["name"] for c in hw.dimensions("d", "n", threshold=0.1)["children"]] == ["big"]
+    assert [c["name"] for c in hw.dimensions("d", "n", limit=1)["children"]] == ["big"]

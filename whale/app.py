@@ -7,11 +7,13 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+import bottle
 import simplejson
-from bottle import Bottle, HTTPResponse, request, response
+from bottle import Bottle, HTTPError, HTTPResponse, request, response
 from redis.exceptions import RedisError
 
 from hailwhale import __version__
+from hailwhale.access import ALLOWED_HEADERS, install_access
 from hailwhale.config import Config
 from hailwhale.exceptions import BufferFull, InvalidInput
 from hailwhale.ingest import read_events
@@ -54,6 +56,8 @@ def handle_errors(route: Callable) -> Callable:
         except RedisError:
             log.exception("the store failed while serving %s", request.path)
             return error_response(503, "the store is unavailable; try again shortly")
+        except UnicodeDecodeError:  # a form body (the query string is checked before)
+            return error_response(400, "the request body is not valid UTF-8", "body")
 
     wrapper.__name__ = route.__name__
     return wrapper
@@ -82,19 +86,52 @@ def add_cors_hook(app: Bottle, origins: Sequence[str]) -> None:
 def add_preflight(app: Bottle, origins: Sequence[str]) -> None:
     """Answer CORS preflights (OPTIONS) on every route `app` has so far: call it last."""
 
-    def preflight() -> HTTPResponse:
+    def preflight(**route_args: str) -> HTTPResponse:
         return HTTPResponse(
             status=204,
             headers={
                 **cors_headers(origins),
                 "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                "Access-Control-Allow-Headers": "Content-Type",
+                "Access-Control-Allow-Headers": ALLOWED_HEADERS,
                 "Access-Control-Max-Age": "86400",
             },
         )
 
     for rule in {route.rule for route in app.routes}:
         app.route(rule, method="OPTIONS", callback=preflight)
+
+
+def add_error_handling(app: Bottle) -> None:
+    """Every error Bottle answers itself (404, 405, 413, 500...) as JSON with nothing internal.
+
+    Routes map our own errors (handle_errors); this covers the rest. A 5xx says
+    "internal error" and nothing else: the exception goes to the log only. A query
+    string that is not UTF-8 is a 400 before any route tries to decode it.
+    """
+    bottle.debug(False)  # never a traceback in a response
+
+    @app.hook("before_request")
+    def utf8_query() -> None:
+        try:
+            request.query.decode()
+        except UnicodeError:
+            raise error_response(400, "the query string is not valid UTF-8", "query") from None
+
+    def error_page(error: HTTPError) -> str:
+        status = error.status_code
+        if status >= 500:
+            log.error("unhandled error on %s: %r", request.path, error.exception)
+            message = "internal error"
+        elif status == 404:
+            message = f"no such endpoint: {request.path}"
+        elif status == 405:
+            message = f"{request.method} is not allowed on {request.path}"
+        else:
+            message = error.status_line.partition(" ")[2].lower() or "bad request"
+        response.content_type = "application/json; charset=utf-8"
+        return simplejson.dumps({"error": message, "param": None})
+
+    app.default_error_handler = error_page
 
 
 def make_app(
@@ -108,8 +145,10 @@ def make_app(
     app = Bottle()
     periods, limits = config.periods, config.limits
     clock = clock or store.clock
-    origins = config.cors_origins
+    origins = config.allowed_origins
     add_cors_hook(app, origins)
+    add_error_handling(app)
+    install_access(app, config)
 
     def count(buffered: bool) -> None:
         now = clock()
@@ -200,23 +239,6 @@ def make_app(
     @app.get("/openapi.json")
     def openapi() -> HTTPResponse:
         return json_response(openapi_spec(config))
-
-    @app.error(404)
-    def not_found(error) -> str:
-        response.content_type = "application/json"
-        return simplejson.dumps({"error": f"no such endpoint: {request.path}", "param": None})
-
-    @app.error(405)
-    def not_allowed(error) -> str:
-        response.content_type = "application/json"
-        message = f"{request.method} is not allowed on {request.path}"
-        return simplejson.dumps({"error": message, "param": None})
-
-    @app.error(500)
-    def server_error(error) -> str:
-        log.error("unhandled error on %s: %s", request.path, error.exception)
-        response.content_type = "application/json"
-        return simplejson.dumps({"error": "internal error", "param": None})
 
     add_pages(app, config, store)
     add_preflight(app, origins)

@@ -1,27 +1,47 @@
-"""The OpenAPI 3 description of Whale's HTTP API, served at `/openapi.json`."""
+"""The OpenAPI 3.1 description of Whale's (or Hail's) HTTP API, served at `/openapi.json`.
+
+It describes what the server answers, errors included, so that a tool
+(tests/test_schemathesis.py runs schemathesis) can check every response against
+it. The keys (hailwhale/access.py) appear as security requirements only on the
+routes they guard, and only when they are configured.
+"""
 
 from __future__ import annotations
 
 from hailwhale import __version__
+from hailwhale.access import KEY_HEADER, KEY_PARAM, READ, ROUTES, WRITE
 from hailwhale.config import Config
 
+_JSON = "application/json"
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
-_ERROR = {
-    "description": "Bad input: nothing was counted",
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["error", "param"],
-                "properties": {
-                    "error": {"type": "string"},
-                    "param": {"type": ["string", "null"]},
-                },
-            }
-        }
-    },
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "param"],
+    "properties": {"error": {"type": "string"}, "param": {"type": ["string", "null"]}},
 }
-_UNAVAILABLE = {**_ERROR, "description": "The store is unavailable"}
+
+
+def _error(description: str, **extra: dict) -> dict:
+    return {"description": description,
+            "content": {_JSON: {"schema": {**_ERROR_SCHEMA, **extra}}}}
+
+
+_BAD = _error("Bad input: nothing was counted or read")
+_UNAVAILABLE = {
+    **_error("The store or the buffer is unavailable, or the buffer is full: retry later",
+             properties={**_ERROR_SCHEMA["properties"], "retry_after": {"type": "integer"}}),
+    "headers": {"Retry-After": {"description": "Seconds to wait (a full buffer)",
+                                "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+}
+_TOO_LARGE = _error("The request body is over the size limit")
+_NO_KEY = _error("This endpoint needs a key and the request carries none")
+_WRONG_KEY = _error("The request carries a key, not the right one")
+_ANY_OBJECT = {"type": "object"}
+
+
+def _ok(description: str, media: str = _JSON, schema: dict | None = None) -> dict:
+    return {"description": description,
+            "content": {media: {"schema": schema if schema is not None else {"type": "string"}}}}
 
 
 def _param(name: str, description: str, schema: dict | None = None) -> dict:
@@ -41,68 +61,68 @@ _EVENT_PARAMS = [
     _param("at", "Epoch seconds or ISO 8601 (UTC when no zone); default now"),
 ]
 
-_QUERY_PARAMS = [
-    _param("pk", "Category path"),
-    _param("dimensions", "The parent dimension path (alias: dimension)"),
-    _param("metrics", "A name, a formula (dollars/hits) or a JSON list of them (alias: metric)"),
-    _param("period", "A configured period, e.g. 15s:3h"),
-    _param("depth", "0 = the dimension alone, 1 = plus children, 2 = grandchildren",
-           {"type": "integer", "minimum": 0, "maximum": 3}),
-    _param("threshold", "Show a child when its total is at least this share of its parent's",
-           {"type": "number", "minimum": 0}),
-    _param("limit", "Children per parent at most (0 = no limit)",
-           {"type": "integer", "minimum": 0}),
-    _param("sort", "The metric that ranks children"),
-]
 
-_EVENT_BODY = {
-    "required": False,
-    "content": {
-        "application/json": {
-            "schema": {
-                "oneOf": [
-                    {"type": "object"},
-                    {"type": "array", "items": {"type": "object"}},
-                ]
-            }
+def _or_empty(schema: dict) -> dict:
+    """A number parameter that may also be given empty (meaning its default)."""
+    return {"oneOf": [schema, {"type": "string", "maxLength": 0}]}
+
+
+def _query_params(config: Config, every_period: bool = False) -> list[dict]:
+    period = "A configured period" + (" (default: every one)" if every_period else "")
+    return [
+        _param("pk", "Category path"),
+        _param("dimensions", "The parent dimension path (alias: dimension)"),
+        _param("metrics", "A name, a formula (dollars/hits) or a JSON list of them "
+                          "(alias: metric)"),
+        _param("period", period + "; empty: the default",
+               {"type": "string", "enum": [*config.periods.names, ""]}),
+        _param("depth", "0 = the dimension alone, 1 = plus children, 2 = grandchildren",
+               _or_empty({"type": "integer", "minimum": 0, "maximum": 3})),
+        _param("threshold", "Show a child when its total is at least this share of its "
+                            "parent's", _or_empty({"type": "number", "minimum": 0})),
+        _param("limit", "Children per parent at most (0 = no limit)",
+               _or_empty({"type": "integer", "minimum": 0})),
+        _param("sort", "The metric that ranks children"),
+    ]
+
+
+def _event_body(config: Config) -> dict:
+    return {
+        "required": False,
+        "content": {
+            _JSON: {"schema": {"oneOf": [
+                _ANY_OBJECT,
+                {"type": "array", "items": _ANY_OBJECT, "minItems": 1,
+                 "maxItems": config.limits.batch},
+            ]}},
+            "application/x-www-form-urlencoded": {"schema": _ANY_OBJECT},
         },
-        "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
-    },
-}
+    }
 
 
-def _count(summary: str) -> dict:
-    responses = {"200": {"description": "Counted", "content": _TEXT}, "400": _ERROR,
-                 "413": {**_ERROR, "description": "Request body too large"},
-                 "503": _UNAVAILABLE}
+def _count(config: Config, summary: str) -> dict:
+    responses = {"200": _ok("Counted (or buffered)", "text/plain"), "400": _BAD,
+                 "413": _TOO_LARGE, "503": _UNAVAILABLE}
     return {
         "get": {"summary": summary, "parameters": _EVENT_PARAMS, "responses": responses},
         "post": {
             "summary": summary + " (form, JSON event, or JSON array batch)",
             "parameters": _EVENT_PARAMS,
-            "requestBody": _EVENT_BODY,
+            "requestBody": _event_body(config),
             "responses": responses,
         },
     }
 
 
-def _query(summary: str, schema: dict) -> dict:
-    return {
-        "get": {
-            "summary": summary,
-            "parameters": _QUERY_PARAMS,
-            "responses": {
-                "200": {
-                    "description": summary,
-                    "content": {"application/json": {"schema": schema}},
-                },
-                "400": _ERROR,
-                "503": _UNAVAILABLE,
-            },
-        }
-    }
+def _query(config: Config, summary: str, schema: dict, every_period: bool = False) -> dict:
+    return {"get": {
+        "summary": summary,
+        "parameters": _query_params(config, every_period),
+        "responses": {"200": _ok(summary, schema=schema), "400": _BAD, "503": _UNAVAILABLE},
+    }}
 
 
+_NUMBERS = {"type": "object", "additionalProperties": {"type": "number"}}
 _POINTS = {
     "type": "object",
     "additionalProperties": {
@@ -113,11 +133,8 @@ _POINTS = {
         },
     },
 }
-_TOTALS_BY_DIM = {
-    "type": "object",
-    "additionalProperties": {"type": "object", "additionalProperties": {"type": "number"}},
-}
-_TOTALS = {"type": "object", "additionalProperties": _TOTALS_BY_DIM}
+_TOTALS = {"type": "object",
+           "additionalProperties": {"type": "object", "additionalProperties": _NUMBERS}}
 _DIMENSIONS = {
     "type": "object",
     "required": ["period", "parent", "children"],
@@ -129,55 +146,163 @@ _DIMENSIONS = {
             "items": {
                 "type": "object",
                 "required": ["name", "key", "totals"],
-                "properties": {
-                    "name": {"type": "string"},
-                    "key": {"type": "string"},
-                    "totals": {"type": "object", "additionalProperties": {"type": "number"}},
-                },
+                "properties": {"name": {"type": "string"}, "key": {"type": "string"},
+                               "totals": _NUMBERS},
             },
         },
     },
 }
+_META = {
+    "type": "object",
+    "required": ["pks", "metrics", "periods"],
+    "properties": {
+        "pks": {"type": "array", "items": {"type": "string"}},
+        "metrics": {"type": "object",
+                    "additionalProperties": {"type": "string", "enum": ["sum", "unique"]}},
+        "periods": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_LAST_FLUSH = {
+    "type": ["object", "null"],
+    "required": ["time", "events", "seconds"],
+    "properties": {"time": {"type": "number"}, "events": {"type": "integer"},
+                   "seconds": {"type": "number"}},
+}
+_BUFFER_STATS = {
+    "depth": {"type": "integer", "minimum": 0},
+    "oldest_age_seconds": {"type": ["number", "null"]},
+    "in_flight": {"type": "integer", "minimum": 0},
+    "last_flush": _LAST_FLUSH,
+    "dead_letters": {"type": "integer", "minimum": 0},
+}
+_STATUS = {"type": "string", "enum": ["ok", "error"]}
+_WHALE_HEALTH = {
+    "type": "object",
+    "required": ["status", "version", "periods", "store"],
+    "properties": {
+        "status": _STATUS,
+        "version": {"type": "string"},
+        "periods": {"type": "array", "items": {"type": "string"}},
+        "store": {"type": "string", "enum": ["ok", "unreachable"]},
+        "buffer": {"type": "object", "required": ["status"],
+                   "properties": {"status": {"type": "string", "enum": ["ok", "unreachable"]},
+                                  **_BUFFER_STATS}},
+    },
+}
+_HAIL_HEALTH = {
+    "type": "object",
+    "required": ["status", "buffer"],
+    "properties": {"status": _STATUS, "buffer": {"type": "string", "enum": ["ok", "unreachable"]},
+                   "version": {"type": "string"}, **_BUFFER_STATS},
+}
 
 
-def openapi_spec(config: Config) -> dict:
-    """The API description, with the configured periods listed."""
+def _health(schema: dict) -> dict:
+    return {"get": {
+        "summary": "Store reachable, buffer depth, last flush",
+        "responses": {"200": _ok("Healthy", schema=schema),
+                      "503": _ok("Something it needs does not answer", schema=schema)},
+    }}
+
+
+def _count_gif() -> dict:
+    return {"get": {
+        "summary": "Count one event, answering a 1x1 GIF (beacons)",
+        "parameters": _EVENT_PARAMS,
+        "responses": {"200": _ok("Counted (or buffered)", "image/gif"), "400": _BAD,
+                      "503": _UNAVAILABLE},
+    }}
+
+
+def _openapi_json() -> dict:
+    return {"get": {"summary": "This description",
+                    "responses": {"200": _ok("OpenAPI 3.1", schema=_ANY_OBJECT)}}}
+
+
+def _whale_paths(config: Config) -> dict:
+    flushed = {"type": "object", "required": ["flushed"],
+               "properties": {"flushed": {"type": "integer", "minimum": 0}}}
+    return {
+        "/count": _count(config, "Count one event (through the Hail buffer when there is one)"),
+        "/count_now": _count(config, "Count one event directly"),
+        "/count.gif": _count_gif(),
+        "/flush_hail": {
+            "post": {"summary": "Count every event buffered before the call",
+                     "responses": {"200": _ok("Flushed", schema=flushed), "503": _UNAVAILABLE}},
+            "get": {"summary": "The same, for old clients: answers OK",
+                    "responses": {"200": _ok("Flushed", "text/plain"), "503": _UNAVAILABLE}},
+        },
+        "/plotpoints": _query(config, "Points per bucket, flot-ready", _POINTS),
+        "/totals": _query(config, "Window totals per period", _TOTALS, every_period=True),
+        "/dimensions": _query(config, "Children of a dimension with their totals", _DIMENSIONS),
+        "/meta": {"get": {
+            "summary": "What the dashboard offers: pks seen lately, the pk's metrics, periods",
+            "parameters": [_param("pk", "Category path whose metrics to list")],
+            "responses": {"200": _ok("Choices", schema=_META), "400": _BAD,
+                          "503": _UNAVAILABLE},
+        }},
+        "/graph.js": {"get": {
+            "summary": "A script that embeds a live graph where its tag stands",
+            "parameters": [_param(name, "A jQuery plugin option (README)") for name in
+                           ("pk", "dimension", "metric", "period", "depth", "threshold",
+                            "limit", "sort", "title", "live", "area", "legend", "interval",
+                            "height")],
+            "responses": {"200": _ok("The embedding script", "application/javascript")},
+        }},
+        "/": {"get": {"summary": "The dashboard",
+                      "responses": {"200": _ok("The dashboard page", "text/html")}}},
+        "/static/{path}": {"get": {
+            "summary": "The jQuery plugin, vendored jQuery and flot, the dashboard's files",
+            "parameters": [{"name": "path", "in": "path", "required": True,
+                            "schema": {"type": "string"}, "example": "js/jquery.hailwhale.js"}],
+            "responses": {"200": {"description": "The file", "content": {"*/*": {}}},
+                          "304": {"description": "Not modified since the cached copy"},
+                          "403": _error("Outside the static folder"),
+                          "404": _error("No such file")},
+        }},
+        "/health": _health(_WHALE_HEALTH),
+        "/openapi.json": _openapi_json(),
+    }
+
+
+def _hail_paths(config: Config) -> dict:
+    count = _count(config, "Buffer one event (or a batch) for the flusher")
+    return {"/count": count, "/count.gif": _count_gif(), "/health": _health(_HAIL_HEALTH),
+            "/openapi.json": _openapi_json()}
+
+
+_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer"},
+    "header": {"type": "apiKey", "in": "header", "name": KEY_HEADER},
+    "query": {"type": "apiKey", "in": "query", "name": KEY_PARAM},
+}
+
+
+def _secure(paths: dict, config: Config) -> None:
+    """Mark the operations a configured key guards, with the answers a missing key gets."""
+    keys = {WRITE: config.write_key, READ: config.read_key}
+    for path, operations in paths.items():
+        if not keys.get(ROUTES.get(path)):
+            continue
+        for operation in operations.values():
+            operation["security"] = [{name: []} for name in _SCHEMES]
+            operation["responses"] = {**operation["responses"], "401": _NO_KEY,
+                                      "403": _WRONG_KEY}
+
+
+def openapi_spec(config: Config, tier: str = "whale") -> dict:
+    """The API description of Whale (or, `tier="hail"`, of a Hail node) as configured."""
+    paths = _hail_paths(config) if tier == "hail" else _whale_paths(config)
+    _secure(paths, config)
+    name = "Hail" if tier == "hail" else "Whale"
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "HailWhale",
+            "title": f"HailWhale ({name})",
             "version": __version__,
             "description": "Real-time counting of rolled-up, multi-dimensional metrics. "
             f"Configured periods: {', '.join(config.periods.names)}.",
         },
-        "paths": {
-            "/count": _count("Count one event (through the Hail buffer when there is one)"),
-            "/count_now": _count("Count one event directly"),
-            "/count.gif": {
-                "get": {
-                    "summary": "Count one event, answering a 1x1 GIF (beacons)",
-                    "parameters": _EVENT_PARAMS,
-                    "responses": {
-                        "200": {"description": "Counted",
-                                "content": {"image/gif": {"schema": {"type": "string"}}}},
-                        "400": _ERROR,
-                        "503": _UNAVAILABLE,
-                    },
-                }
-            },
-            "/plotpoints": _query("Points per bucket, flot-ready", _POINTS),
-            "/totals": _query("Window totals per period", _TOTALS),
-            "/dimensions": _query("Children of a dimension with their totals", _DIMENSIONS),
-            "/health": {
-                "get": {
-                    "summary": "Store reachable, buffer depth, last flush",
-                    "responses": {
-                        "200": {"description": "Healthy",
-                                "content": {"application/json": {"schema": {"type": "object"}}}},
-                        "503": {"description": "Unhealthy",
-                                "content": {"application/json": {"schema": {"type": "object"}}}},
-                    },
-                }
-            },
-        },
+        "paths": paths,
+        "components": {"securitySchemes": _SCHEMES},
     }

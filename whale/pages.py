@@ -22,7 +22,7 @@ from whale.store import Store
 _EMBED_TEXT = {
     "pk": "pk", "category": "pk", "dimension": "dimension", "dimensions": "dimension",
     "metric": "metric", "metrics": "metric", "period": "period", "title": "title",
-    "sort": "sort",
+    "sort": "sort", "key": "key",
 }
 _EMBED_NUMBER = {
     "depth": "depth", "threshold": "threshold", "limit": "limit", "interval": "interval",

@@ -56,28 +56,37 @@ class Roller:
     def rollup(self, events: Iterable[Event], now: float) -> Rollup:
         """The writes for `events`, as of time `now` (which decides the windows).
 
-        Two passes: first the events are summed per (pk, path, buckets) cell,
-        which costs a few dict updates per event; only then is each cell
-        expanded into keys, so a batch builds each key once, not once per event.
+        In passes: events are first summed per (pk, dimension paths, second), one
+        dict update per event (a stream repeats a few hundred such signatures); each
+        signature is then added to its (pk, path, buckets) cells, one per prefix;
+        only then is each cell expanded into keys, so a batch builds each key once,
+        not once per event.
         """
-        cells: dict[tuple[Path, Path, tuple[tuple[int, int], ...]], _Cell] = {}
-        buckets_at: dict[int, tuple[tuple[int, int], ...]] = {}
+        signatures: dict[tuple[Path, tuple[Path, ...], int], _Cell] = {}
         count = 0
         for event in events:
             count += 1
-            second = int(event.at)  # intervals are whole seconds: same second, same buckets
+            # intervals are whole seconds: same second, same buckets
+            signature = (event.pk, event.paths, int(event.at))
+            cell = signatures.get(signature)
+            if cell is None:
+                cell = signatures[signature] = _Cell()
+            cell.add(event)
+        cells: dict[tuple[Path, Path, tuple[tuple[int, int], ...]], _Cell] = {}
+        buckets_at: dict[int, tuple[tuple[int, int], ...]] = {}
+        for (event_pk, paths, second), signed in signatures.items():
             buckets = buckets_at.get(second)
             if buckets is None:
                 buckets = buckets_at[second] = tuple(
                     (i, bucket_start(second, i))
                     for i in self.periods.intervals_holding(second, now)
                 )
-            for pk in pk_namespaces(event.pk):
-                for path in ((), *event.paths):
+            for pk in pk_namespaces(event_pk):
+                for path in ((), *paths):
                     cell = cells.get((pk, path, buckets))
                     if cell is None:
                         cell = cells[(pk, path, buckets)] = _Cell()
-                    cell.add(event)
+                    cell.merge(signed)
         out = self._expand(cells)
         out.events = count
         return out
@@ -129,7 +138,17 @@ class _Cell:
         sums = self.sums
         for metric, amount in event.sums.items():
             sums[metric] = sums.get(metric, 0) + amount
-        for metric, ident in event.uniques.items():
-            self.uniques.setdefault(metric, set()).add(ident)
+        if event.uniques:
+            for metric, ident in event.uniques.items():
+                self.uniques.setdefault(metric, set()).add(ident)
         if event.at > self.last_at:
             self.last_at = event.at
+
+    def merge(self, other: _Cell) -> None:
+        sums = self.sums
+        for metric, amount in other.sums.items():
+            sums[metric] = sums.get(metric, 0) + amount
+        for metric, idents in other.uniques.items():
+            self.uniques.setdefault(metric, set()).update(idents)
+        if other.last_at > self.last_at:
+            self.last_at = other.last_at

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from bottle import Bottle
-from redis import Redis
 
 from hail.flusher import Flusher
 from hailwhale.config import Config
+from hailwhale.connect import client
 from hailwhale.keys import KeySpace
 from whale.app import make_app
 from whale.store import Store
@@ -16,7 +16,7 @@ def whale_app(config: Config, redis_url: str, buffer_url: str | None = None) -> 
     """Whale on the store at `redis_url`; `/count` buffers in `buffer_url` if given."""
     from hail.wsgi import buffer_for
 
-    store = Store(Redis.from_url(redis_url), config.periods, KeySpace(config.key_prefix))
+    store = Store(client(redis_url), config.periods, KeySpace(config.key_prefix))
     if buffer_url is None:
         return make_app(store, config)
     buffer = buffer_for(config, buffer_url)

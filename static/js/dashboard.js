@@ -1,7 +1,7 @@
 /*
  * The dashboard at /: pick a pk, a dimension, a metric (or formula) and a period;
  * a live graph, the children to drill into and the totals of every period.
- * The choice lives in the URL (?pk=&dimension=&metric=&period=&depth=&area=&live=),
+ * The choice lives in the URL (?pk=&dimension=&metric=&period=&depth=&area=&live=&key=),
  * so a view can be bookmarked, shared, and walked back with the browser's Back.
  */
 (function ($) {
@@ -10,7 +10,9 @@
     var hw = $.hailwhale;
     // Relative to this page, so the dashboard also works behind a path prefix.
     var base = window.location.pathname.replace(/\/[^/]*$/, '');
-    var api = hw(base);
+    // A server with a read key is opened as /?key=...: the key goes on to every request.
+    var key = new URLSearchParams(window.location.search).get('key') || null;
+    var api = hw(base, key);
     var origin = window.location.origin + base;
     var POLL_MS = 5000;
     var state = readState();
@@ -35,6 +37,9 @@
 
     function stateQuery() {
         var query = new URLSearchParams();
+        if (key) {
+            query.set('key', key);
+        }
         if (state.pk) {
             query.set('pk', state.pk);
         }
@@ -188,7 +193,7 @@
 
     function graphOptions() {
         return {
-            url: base, pk: state.pk || null, dimension: state.dimension.slice(),
+            url: base, key: key, pk: state.pk || null, dimension: state.dimension.slice(),
             metric: state.metric, period: state.period || null, depth: state.depth,
             area: state.area, autoupdate: state.live, interval: POLL_MS, height: 340,
             drilldown: true

