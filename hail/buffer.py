@@ -26,9 +26,9 @@ from uuid import uuid4
 
 from redis import Redis
 
+from hailwhale.connect import pinned
 from hailwhale.events import Event
 from hailwhale.exceptions import BufferFull
-from hailwhale.connect import pinned
 from hailwhale.keys import KeySpace
 from whale.store import GroupCommit
 
@@ -40,7 +40,11 @@ def load_script(redis: Redis, name: str):
 
 def item(event: Event, received: float) -> str:
     """The buffer's spelling of an event received at `received`."""
-    return f"{received!r} {event.to_json()}"
+    return _head(received) + event.to_json()
+
+
+def _head(received: float) -> str:
+    return f"{received!r} "
 
 
 def received_at(raw: bytes | str | None) -> float | None:
@@ -95,7 +99,7 @@ class Buffer:
     def push(self, events: Sequence[Event], now: float) -> None:
         """Buffer every event of a request, or none of them (BufferFull) when full."""
         if events:
-            head = f"{now!r} "  # as item() spells it, once per request
+            head = _head(now)  # item(), with the receive time spelled once per request
             self.push_items([head + event.to_json() for event in events])
 
     def push_items(self, items: Sequence[str | bytes]) -> None:

@@ -181,7 +181,7 @@ class Flusher:
         now = self.store.clock()
         events, dead = decode(items, now)
         applied = bool(events) and self.store.apply_once(
-            self.store.roller.rollup(events, now), self.store.keys.applied(batch_id),
+            self.store.rollup(events, now), self.store.keys.applied(batch_id),
             self.marker_ttl)
         self._step("apply", batch_id)
         count = len(events) if applied else 0

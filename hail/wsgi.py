@@ -20,7 +20,8 @@ def buffer_for(config: Config, buffer_url: str) -> Buffer:
 
 def flusher_for(config: Config, store_url: str, buffer_url: str) -> Flusher:
     """A flusher from the buffer at `buffer_url` into the store at `store_url`."""
-    store = Store(client(store_url), config.periods, KeySpace(config.key_prefix))
+    store = Store(client(store_url), config.periods, KeySpace(config.key_prefix),
+                  children_limit=config.limits.children)
     return Flusher(buffer_for(config, buffer_url), store, batch_size=config.flush_batch)
 
 

@@ -50,7 +50,8 @@ class HailWhale:
                 self.server = RedisServer(data_dir).start()
                 url = self.server.url
             redis = client(url)
-        self.store = Store(redis, self.periods, KeySpace(key_prefix), clock=clock)
+        self.store = Store(redis, self.periods, KeySpace(key_prefix), clock=clock,
+                           children_limit=self.limits.children)
 
     def close(self) -> None:
         """Close the connection, and stop the embedded Redis if this object started one."""

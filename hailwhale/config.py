@@ -105,6 +105,26 @@ def _convert(name: str, value: object) -> object:
     return value
 
 
+def limit_var(name: str) -> str:
+    """The environment variable of one limit, e.g. HAILWHALE_LIMIT_CHILDREN."""
+    return f"HAILWHALE_LIMIT_{name.upper()}"
+
+
+def _limits(environ: Mapping[str, str]) -> Limits | None:
+    given = {}
+    for limit in fields(Limits):
+        text = environ.get(limit_var(limit.name))
+        if text:
+            try:
+                given[limit.name] = int(text)
+            except ValueError:
+                raise ConfigError(f"{limit_var(limit.name)} must be a whole number, "
+                                  f"not {text!r}") from None
+            if given[limit.name] <= 0:
+                raise ConfigError(f"{limit_var(limit.name)} must be positive, not {text!r}")
+    return replace(Limits(), **given) if given else None
+
+
 def load_config(
     environ: Mapping[str, str] | None = None, **overrides: object
 ) -> Config:
@@ -115,6 +135,9 @@ def load_config(
     for name, var in _ENV.items():
         if environ.get(var):
             values[name] = _convert(name, environ[var])
+    limits = _limits(environ)
+    if limits:
+        values["limits"] = limits
     for name, value in overrides.items():
         if name not in known:
             raise ConfigError(f"unknown setting {name!r}")

@@ -159,6 +159,7 @@ def test_health_openapi_cors_and_unknown_paths(url):
     status, _, health = query(url, "/health")
     assert status == 200 and health["store"] == "ok"
     assert health["buffer"]["status"] == "ok" and health["buffer"]["depth"] == 0
+    assert health["cardinality"] == {"limit": 10_000, "capped_parents": {}}
     status, _, spec = query(url, "/openapi.json")
     assert status == 200
     assert {"/count", "/count_now", "/count.gif", "/plotpoints", "/totals", "/dimensions",

@@ -225,6 +225,7 @@ def make_app(
         try:
             store.redis.ping()
             answer["store"] = "ok"
+            answer["cardinality"] = store.guard.report()
         except RedisError:
             log.warning("health check: the store does not answer")
             answer.update(status="error", store="unreachable")

@@ -187,6 +187,18 @@ _WHALE_HEALTH = {
         "buffer": {"type": "object", "required": ["status"],
                    "properties": {"status": {"type": "string", "enum": ["ok", "unreachable"]},
                                   **_BUFFER_STATS}},
+        "cardinality": {
+            "type": "object",
+            "description": "The cardinality guard: children per parent at most `limit`; "
+                           "parents that reached it, with the new children refused "
+                           "(counted as `_other`)",
+            "required": ["limit", "capped_parents"],
+            "properties": {
+                "limit": {"type": "integer"},
+                "capped_parents": {"type": "object",
+                                   "additionalProperties": {"type": "integer"}},
+            },
+        },
     },
 }
 _HAIL_HEALTH = {

@@ -34,8 +34,10 @@ from redis.exceptions import NoScriptError
 
 from hailwhale.connect import is_cluster
 from hailwhale.events import Event
+from hailwhale.config import Limits
 from hailwhale.keys import KeySpace, Path, key_slot
 from hailwhale.periods import Periods
+from whale.guard import CardinalityGuard
 from whale.rollup import SUM, UNIQUE, Roller, Rollup
 
 Number = int | float
@@ -66,7 +68,10 @@ def to_numbers(raws: list[bytes]) -> list[Number]:
     """
     joined = b",".join(raws)
     if raws and max(map(len, raws)) < 16 and not joined.translate(None, _NUMERALS):
-        return orjson.loads(b"[" + joined + b"]")
+        try:
+            return orjson.loads(b"[" + joined + b"]")
+        except orjson.JSONDecodeError:
+            pass  # not sums HINCRBYFLOAT wrote: let to_number say what is wrong
     return [to_number(raw) for raw in raws]
 
 
@@ -198,12 +203,14 @@ class Store:
         periods: Periods,
         keys: KeySpace | None = None,
         clock: Callable[[], float] = time.time,
+        children_limit: int = Limits().children,
     ):
         self.redis = redis
         self.periods = periods
         self.keys = keys or KeySpace()
         self.clock = clock
         self.roller = Roller(self.keys, periods)
+        self.guard = CardinalityGuard(redis, self.keys, children_limit, periods.longest)
         self.cluster = is_cluster(redis)
         self._script = redis.register_script(_SCRIPT)
         self._expiry_sent: dict[str, int] = {}
@@ -220,7 +227,12 @@ class Store:
         self._group_count(events)
 
     def _count_now(self, events: list[Event]) -> None:
-        self.apply(self.roller.rollup(events, self.clock()))
+        now = self.clock()
+        self.apply(self.rollup(events, now))
+
+    def rollup(self, events: Sequence[Event], now: float) -> Rollup:
+        """The writes that count `events`, new children past the limit as `_other`."""
+        return self.roller.rollup(self.guard.admit(events, now), now)
 
     def apply(self, rollup: Rollup) -> None:
         """Write a rollup in one round trip (one per node on a cluster)."""
@@ -237,7 +249,9 @@ class Store:
         return any(self._run(self.writes(rollup, marker, ttl)))
 
     def writes(self, rollup: Rollup, marker: str | None = None, ttl: int = 0) -> Writes:
-        """The apply.lua calls that write `rollup` (guarded by `marker` if given)."""
+        """The apply.lua calls that write `rollup` (guarded by `marker`, kept `ttl` s)."""
+        if marker and ttl <= 0:
+            raise ValueError("a batch marker needs a time to live of at least 1 s")
         groups: dict[int, _Ops] = {}
         if self.cluster:
             def ops_of(key: str) -> _Ops:

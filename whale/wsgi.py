@@ -16,7 +16,8 @@ def whale_app(config: Config, redis_url: str, buffer_url: str | None = None) -> 
     """Whale on the store at `redis_url`; `/count` buffers in `buffer_url` if given."""
     from hail.wsgi import buffer_for
 
-    store = Store(client(redis_url), config.periods, KeySpace(config.key_prefix))
+    store = Store(client(redis_url), config.periods, KeySpace(config.key_prefix),
+                  children_limit=config.limits.children)
     if buffer_url is None:
         return make_app(store, config)
     buffer = buffer_for(config, buffer_url)
