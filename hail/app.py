@@ -19,7 +19,7 @@ from hailwhale import __version__
 from hailwhale.access import install_access
 from hailwhale.config import Config
 from hailwhale.ingest import read_events
-from whale.app import (
+from hailwhale.web import (
     PIXEL,
     add_cors_hook,
     add_error_handling,

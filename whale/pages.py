@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import simplejson
 from bottle import Bottle, HTTPResponse, request, static_file
-from redis.exceptions import RedisError
 
 from hailwhale.config import Config
 from hailwhale.events import parse_path
-from hailwhale.exceptions import InvalidInput
 from hailwhale.resources import static_dir
+from hailwhale.web import handle_errors, json_response
 from whale.store import Store
 
 # /graph.js query parameter -> plugin option; the plugin and /plotpoints
@@ -33,11 +32,6 @@ _FALSE = {"0", "false", "no", "off"}
 _PLACEHOLDER = "__HAILWHALE_EMBED__"
 # Our own files revalidate every time (304 when unchanged), so an upgrade shows at once.
 _REVALIDATE = {"Cache-Control": "no-cache"}
-
-
-def _json(data: object, status: int = 200) -> HTTPResponse:
-    body = simplejson.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return HTTPResponse(body, status, headers={"Content-Type": "application/json; charset=utf-8"})
 
 
 def script_json(data: object) -> str:
@@ -101,19 +95,13 @@ def add_pages(app: Bottle, config: Config, store: Store | None = None) -> None:
         return
 
     @app.get("/meta")
+    @handle_errors
     def meta() -> HTTPResponse:
         """What the dashboard offers: pks seen lately, the pk's metrics, the periods."""
-        try:
-            pk = parse_path(request.query.decode().get("pk"), "pk", config.limits)
-            since = store.clock() - config.periods.longest
-            answer = {
-                "pks": sorted(store.pks(since)),
-                "metrics": dict(sorted(store.metric_kinds(pk).items())),
-                "periods": config.periods.names,
-            }
-        except InvalidInput as error:
-            return _json({"error": error.message, "param": error.param}, error.status)
-        except RedisError:
-            return _json({"error": "the store is unavailable; try again shortly", "param": None},
-                         503)
-        return _json(answer)
+        pk = parse_path(request.query.decode().get("pk"), "pk", config.limits)
+        since = store.clock() - config.periods.longest
+        return json_response({
+            "pks": sorted(store.pks(since)),
+            "metrics": dict(sorted(store.metric_kinds(pk).items())),
+            "periods": config.periods.names,
+        })

@@ -1,0 +1,124 @@
+"""HTTP plumbing both tiers share: JSON answers, error mapping, CORS, Bottle's own errors."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable, Sequence
+
+import bottle
+import simplejson
+from bottle import Bottle, HTTPError, HTTPResponse, request, response
+from redis.exceptions import RedisError
+
+from hailwhale.access import ALLOWED_HEADERS
+from hailwhale.exceptions import BufferFull, InvalidInput
+
+log = logging.getLogger("hailwhale.web")
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+
+def json_response(data: object, status: int = 200, **headers: str) -> HTTPResponse:
+    """`data` as a compact UTF-8 JSON answer."""
+    body = simplejson.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return HTTPResponse(
+        body, status, headers={"Content-Type": "application/json; charset=utf-8", **headers}
+    )
+
+
+def error_response(status: int, message: str, param: str | None = None) -> HTTPResponse:
+    """The `{"error", "param"}` answer every refusal gets."""
+    return json_response({"error": message, "param": param}, status)
+
+
+def handle_errors(route: Callable) -> Callable:
+    """Map what a route raises to a JSON error; nothing of the store leaks."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return route(*args, **kwargs)
+        except InvalidInput as error:
+            return error_response(error.status, error.message, error.param)
+        except BufferFull as error:
+            body = {"error": str(error), "param": None, "retry_after": error.retry_after}
+            return json_response(body, 503, **{"Retry-After": str(error.retry_after)})
+        except RedisError:
+            log.exception("the store failed while serving %s", request.path)
+            return error_response(503, "the store is unavailable; try again shortly")
+        except UnicodeDecodeError:  # a form body (the query string is checked before)
+            return error_response(400, "the request body is not valid UTF-8", "body")
+
+    wrapper.__name__ = route.__name__
+    return wrapper
+
+
+def cors_headers(origins: Sequence[str]) -> dict[str, str]:
+    """The Access-Control-Allow-Origin header this request's Origin gets, if any."""
+    origin = request.headers.get("Origin")
+    allowed = "*" if "*" in origins else (origin if origin in origins else None)
+    return {"Access-Control-Allow-Origin": allowed} if allowed else {}
+
+
+def add_cors_hook(app: Bottle, origins: Sequence[str]) -> None:
+    """Allow `origins` (`*`: any) to read every answer of `app`."""
+
+    @app.hook("after_request")
+    def cors() -> None:
+        origin = request.headers.get("Origin")
+        if "*" in origins:
+            response.set_header("Access-Control-Allow-Origin", "*")
+        elif origin and origin in origins:
+            response.set_header("Access-Control-Allow-Origin", origin)
+            response.add_header("Vary", "Origin")
+
+
+def add_preflight(app: Bottle, origins: Sequence[str]) -> None:
+    """Answer CORS preflights (OPTIONS) on every route `app` has so far: call it last."""
+
+    def preflight(**route_args: str) -> HTTPResponse:
+        return HTTPResponse(
+            status=204,
+            headers={
+                **cors_headers(origins),
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+                "Access-Control-Max-Age": "86400",
+            },
+        )
+
+    for rule in {route.rule for route in app.routes}:
+        app.route(rule, method="OPTIONS", callback=preflight)
+
+
+def add_error_handling(app: Bottle) -> None:
+    """Every error Bottle answers itself (404, 405, 413, 500...) as JSON with nothing internal.
+
+    Routes map our own errors (handle_errors); this covers the rest. A 5xx says
+    "internal error" and nothing else: the exception goes to the log only. A query
+    string that is not UTF-8 is a 400 before any route tries to decode it.
+    """
+    bottle.debug(False)  # never a traceback in a response
+
+    @app.hook("before_request")
+    def utf8_query() -> None:
+        try:
+            request.query.decode()
+        except UnicodeError:
+            raise error_response(400, "the query string is not valid UTF-8", "query") from None
+
+    def error_page(error: HTTPError) -> str:
+        status = error.status_code
+        if status >= 500:
+            log.error("unhandled error on %s: %r", request.path, error.exception)
+            message = "internal error"
+        elif status == 404:
+            message = f"no such endpoint: {request.path}"
+        elif status == 405:
+            message = f"{request.method} is not allowed on {request.path}"
+        else:
+            message = error.status_line.partition(" ")[2].lower() or "bad request"
+        response.content_type = "application/json; charset=utf-8"
+        return simplejson.dumps({"error": message, "param": None})
+
+    app.default_error_handler = error_page
