@@ -32,9 +32,9 @@ import orjson
 from redis import Redis
 from redis.exceptions import NoScriptError
 
+from hailwhale.config import Limits
 from hailwhale.connect import is_cluster
 from hailwhale.events import Event
-from hailwhale.config import Limits
 from hailwhale.keys import KeySpace, Path, key_slot
 from hailwhale.periods import Periods
 from whale.guard import CardinalityGuard
