@@ -62,6 +62,7 @@ def flush(repeat: int, events_count: int, batch: int, seconds: float) -> dict:
     figures = Figures()
     with redis_server() as server:
         redis = server.client(timeout=60)
+        flusher_rate(redis, redis, events[:batch], batch, now, name="warm-up")
         for _ in range(repeat):
             redis.flushall()
             rate, cpu_rate = flusher_rate(redis, redis, events, batch, now)
@@ -93,6 +94,8 @@ def flush_cluster(repeat: int, events_count: int, batch: int) -> dict:
             Cluster(tmp, persist=False) as cluster:
         redis = server.client(timeout=60)
         store = connect(cluster.url, socket_timeout=60)
+        for target in (redis, store):  # connections, scripts, the slot-tag table: once per process
+            flusher_rate(redis, target, events[:batch], batch, now, name="warm-up")
         for _ in range(repeat):
             redis.flushall()
             single, _ = flusher_rate(redis, redis, events, batch, now)

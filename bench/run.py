@@ -47,6 +47,20 @@ def _runners(args: argparse.Namespace) -> list[tuple[list[str], Callable[[], dic
     ]
 
 
+def calibrate() -> float:
+    """Milliseconds of a fixed pure-Python loop (median of 5): how fast the machine is now.
+
+    The machine's speed moves from run to run (a shared VM); absolute figures of two
+    runs compare only at about the same calibration.
+    """
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(i * i for i in range(300_000))
+        times.append(time.perf_counter() - started)
+    return round(sorted(times)[2] * 1000, 1)
+
+
 def judge(scenario: dict) -> list[dict]:
     """Each target of a scenario with the median it is judged on, and whether it is met."""
     targets = scenario.get("targets") or ([scenario["target"]] if "target" in scenario else [])
@@ -102,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([".venv/bin/python -m bench.run",
                              *(sys.argv[1:] if argv is None else argv)]),
         "machine": {"cores": CORES, "python": platform.python_version(),
-                    "platform": platform.platform(), "load_average_before": os.getloadavg()},
+                    "platform": platform.platform(), "load_average_before": os.getloadavg(),
+                    "calibration_ms_before": calibrate()},
         "settings": {key: value for key, value in vars(args).items() if key != "out"},
         "scenarios": {},
     }
@@ -116,14 +131,17 @@ def main(argv: list[str] | None = None) -> int:
                 scenario["judged"] = judge(scenario)
                 report["scenarios"][name] = scenario
     report["machine"]["load_average_after"] = os.getloadavg()
+    report["machine"]["calibration_ms_after"] = calibrate()
     report["seconds"] = round(time.monotonic() - started)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(table(report))
     judged = [t for s in report["scenarios"].values() for t in s["judged"]]
+    machine = report["machine"]
     print(f"\n{sum(t['met'] for t in judged)} of {len(judged)} targets met; "
-          f"{report['machine']['cores']} cores; report: {out}")
+          f"{machine['cores']} cores; calibration {machine['calibration_ms_before']} ms before, "
+          f"{machine['calibration_ms_after']} ms after; report: {out}")
     return 0
 
 
