@@ -4,8 +4,9 @@ Past that, an event's new child is counted as `_other` (and nothing below it),
 so a flood of random dimension values cannot fill Redis with series. The
 guard reads the children indexes the rollup writes: a child already in its
 parent's index is admitted; a new one is admitted while the parent has room.
-Each process remembers the children it admitted, so a steady stream of known
-values costs no extra round trip. Two processes admitting new children of one
+Each process remembers the (pk, dimension paths) combinations it admitted, so
+a steady stream of known values costs one set lookup an event and no round
+trip. Two processes admitting new children of one
 nearly full parent at the same instant may pass the limit by a few; that is
 the price of not locking.
 """
@@ -33,20 +34,29 @@ class CardinalityGuard:
         self.keys = keys
         self.limit = limit
         self.retention = retention  # children unseen for this long no longer count
-        self._admitted: set[tuple[str, str]] = set()
+        # (pk, paths) of events whose every child was admitted: nothing to look up
+        self._admitted: set[tuple[Path, tuple[Path, ...]]] = set()
 
     def admit(self, events: Sequence[Event], now: float) -> list[Event]:
         """The events, with children past their parent's limit replaced by `_other`."""
         wanted: dict[tuple[str, str], tuple[Path, Path]] = {}
+        combos: dict[tuple[Path, tuple[Path, ...]], list[tuple[str, str]]] = {}
         for event in events:
+            combo = (event.pk, event.paths)
+            if combo in self._admitted or combo in combos:
+                continue  # a stream repeats a few combinations: look each up once
+            children = combos[combo] = []
             for pk in pk_namespaces(event.pk):
                 for path in event.paths:
                     child = (self.keys.children(pk, path[:-1]), path[-1])
-                    if child not in self._admitted:
-                        wanted[child] = (pk, path[:-1])
+                    children.append(child)
+                    wanted[child] = (pk, path[:-1])
         if not wanted:
             return list(events)
         refused = self._check(wanted, now)
+        for combo, children in combos.items():
+            if not refused.intersection(children):
+                self._remember(combo)
         if not refused:
             return list(events)
         return [self._rewrite(event, refused) for event in events]
@@ -71,7 +81,6 @@ class CardinalityGuard:
                 continue
             if score is None:
                 sizes[key] += 1  # room taken by a child admitted in this call
-            self._remember((key, member))
         if overflow:
             self._record(overflow)
         return refused
@@ -90,10 +99,10 @@ class CardinalityGuard:
             paths[path if cut is None else (*path[: cut - 1], OTHER)] = None
         return replace(event, paths=tuple(paths))
 
-    def _remember(self, child: tuple[str, str]) -> None:
+    def _remember(self, combo: tuple[Path, tuple[Path, ...]]) -> None:
         if len(self._admitted) >= _MEMORY:
             self._admitted.clear()
-        self._admitted.add(child)
+        self._admitted.add(combo)
 
     def _parent_name(self, pk: Path, parent: Path) -> str:
         return dim_key(parent) if not pk else f"{dim_key(pk)} {dim_key(parent)}"
