@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 import bottle
+import orjson
 import simplejson
 from bottle import Bottle, HTTPError, HTTPResponse, request, response
 from redis.exceptions import RedisError
@@ -20,8 +21,8 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 
 
 def json_response(data: object, status: int = 200, **headers: str) -> HTTPResponse:
-    """`data` as a compact UTF-8 JSON answer."""
-    body = simplejson.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    """`data` as a compact UTF-8 JSON answer (orjson: a 720-point graph is 0.7 MB)."""
+    body = orjson.dumps(data)
     return HTTPResponse(
         body, status, headers={"Content-Type": "application/json; charset=utf-8", **headers}
     )

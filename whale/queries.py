@@ -142,6 +142,8 @@ class Reader:
     def points(self, path: Path, formula: Formula) -> list[list[Number]]:
         self.load([path], formula.names)
         columns = [self._points[(path, name)] for name in formula.names]
+        if formula.text == formula.names[0]:  # a plain metric: its stored values as they are
+            return [[bucket * 1000, value] for bucket, value in zip(self.window, columns[0])]
         out = []
         for i, bucket in enumerate(self.window):
             values = {name: column[i] for name, column in zip(formula.names, columns)}
