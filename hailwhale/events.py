@@ -26,6 +26,8 @@ Path = tuple[str, ...]
 
 OVERALL, OTHER, HITS = "_", "_other", "hits"
 ALIASES = {"pk": "category", "dimensions": "dimension", "metrics": "metric", "at": None}
+# Unicode categories Cc (control characters) and Cs (surrogates), as one class.
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _INT64 = 2**63  # Redis HINCRBY takes signed 64-bit integers
@@ -215,10 +217,10 @@ def _check_name(text: str, param: str, limits: Limits, what: str) -> None:
         raise InvalidEvent(param, f"empty {what}s are not allowed")
     if len(text) > limits.name_length:
         raise InvalidEvent(param, f"{what} {_show(text)} is over {limits.name_length} characters")
-    bad = next((char for char in text if unicodedata.category(char) in ("Cc", "Cs")), None)
+    bad = _FORBIDDEN.search(text)
     if bad is not None:
-        raise InvalidEvent(param, f"{what} {_show(text)} holds U+{ord(bad):04X}, a control "
-                                  "character or lone surrogate; remove it")
+        raise InvalidEvent(param, f"{what} {_show(text)} holds U+{ord(bad.group()):04X}, a "
+                                  "control character or lone surrogate; remove it")
 
 
 def _metrics(param: str, value: object, limits: Limits) -> tuple[dict, dict[str, str]]:
