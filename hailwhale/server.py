@@ -34,8 +34,7 @@ class GeventServer(BaseApplication):
     (README, Security and Operations), which buffers bodies before passing them on.
     """
 
-    def __init__(self, app_factory: Callable, host: str, port: int, workers: int = 0,
-                 on_starting: Callable[[], None] | None = None, *,
+    def __init__(self, app_factory: Callable, host: str, port: int, workers: int = 0, *,
                  client_timeout: int = 10, request_line: int = 8190):
         self.app_factory = app_factory
         self.options = {
@@ -59,8 +58,6 @@ class GeventServer(BaseApplication):
         # Ctrl-C reaches the whole process group; the master alone should act
         # on it (it stops the workers gracefully), or each worker prints a trace.
         self.options["post_worker_init"] = _ignore_interrupts
-        if on_starting:
-            self.options["when_ready"] = lambda server: on_starting()
         super().__init__()
 
     def load_config(self) -> None:
