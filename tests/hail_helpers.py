@@ -88,6 +88,19 @@ def make_store(client: redis.Redis, prefix: str, now: float) -> Store:
     return Store(client, PERIODS, KeySpace(prefix), clock=lambda: now)
 
 
+def buffer_and_flush(buffer_client: redis.Redis, store_client: redis.Redis,
+                     events: list[Event], now: float, rng: random.Random) -> Buffer:
+    """Push `events` in requests of 7, then flush them all with a random batch size."""
+    buffer = Buffer(buffer_client, BUFFER_KEYS)
+    for start in range(0, len(events), 7):
+        buffer.push(events[start:start + 7], now)
+    flusher = Flusher(buffer, make_store(store_client, "buffered", now),
+                      batch_size=rng.choice([1, 50, 5000]))
+    assert flusher.flush_all() == len(events)
+    assert buffer.stats(now)["depth"] == buffer.stats(now)["in_flight"] == 0
+    return buffer
+
+
 def _main(buffer_url: str, store_url: str, step: str, nth: str, size: str, now: str) -> None:
     seen = []
 

@@ -23,7 +23,7 @@ from hailwhale.connect import client, is_cluster_url
 from hailwhale.exceptions import ConfigError
 from hailwhale.keys import key_slot
 from tests.cluster import Cluster
-from tests.hail_helpers import BUFFER_KEYS, dump, make_store, random_events
+from tests.hail_helpers import BUFFER_KEYS, buffer_and_flush, dump, make_store, random_events
 from tests.servers import Served, get
 from whale.store import Writes
 
@@ -83,13 +83,8 @@ def test_buffered_totals_on_a_cluster_equal_direct_totals_on_one_redis(
         cluster, cluster_client, redis_client, now, seed):
     rng = random.Random(seed)
     events = random_events(rng, 300, now)
-    buffer = Buffer(cluster_client, BUFFER_KEYS)  # the buffer's keys share one slot
-    for start in range(0, len(events), 7):
-        buffer.push(events[start:start + 7], now)
-    flusher = Flusher(buffer, make_store(cluster_client, "buffered", now),
-                      batch_size=rng.choice([1, 50, 5000]))
-    assert flusher.flush_all() == 300
-    assert buffer.stats(now)["depth"] == buffer.stats(now)["in_flight"] == 0
+    # buffer and store on the cluster (the buffer's keys share one slot)
+    buffer_and_flush(cluster_client, cluster_client, events, now, rng)
     assert_same_as_one_redis(cluster, redis_client, now, events)
     markers = [key for key in cluster_client.keys("buffered:applied:*")]
     assert len({key_slot(key.decode()) for key in markers}) > 3  # one per slot written

@@ -21,7 +21,7 @@ import redis
 from hail.buffer import Buffer
 from hail.flusher import Flusher
 from hailwhale.embedded import RedisServer
-from tests.hail_helpers import BUFFER_KEYS, dump, make_store, random_events
+from tests.hail_helpers import BUFFER_KEYS, buffer_and_flush, dump, make_store, random_events
 
 ROOT = __file__.rsplit("/tests/", 1)[0]
 
@@ -88,13 +88,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
 def test_buffered_totals_equal_direct_totals(redis_client, buffer_clients, now, seed):
     rng = random.Random(seed)
     events = random_events(rng, 300, now)
-    buffer = Buffer(buffer_clients[0], BUFFER_KEYS)
-    for start in range(0, len(events), 7):
-        buffer.push(events[start:start + 7], now)
-    flusher = Flusher(buffer, make_store(redis_client, "buffered", now),
-                      batch_size=rng.choice([1, 50, 5000]))
-    assert flusher.flush_all() == 300
-    assert buffer.stats(now)["depth"] == buffer.stats(now)["in_flight"] == 0
+    buffer_and_flush(buffer_clients[0], redis_client, events, now, rng)
     assert_same_counts(redis_client, now, events)
 
 
