@@ -24,9 +24,17 @@ class Limits:
     batch: int = 1000
     request_bytes: int = 1024 * 1024
     children: int = 10_000
+    pks: int = 10_000
+    metric_names: int = 1_000  # per pk
+    names_bytes: int = 4096  # UTF-8 bytes of pk, path segments and metric names of one event
+    unique_id_length: int = 200
     future_seconds: int = 300
     formula_length: int = 200
     formula_depth: int = 16
+    query_metrics: int = 10
+    query_limit: int = 100
+    points: int = 5000  # buckets per series in one answer
+    answer_points: int = 1_000_000
     # gunicorn answers 414 past this (8190 is the most it allows).
     request_line: int = 8190
 
@@ -50,9 +58,16 @@ class Config:
     read_key: str | None = None
     limits: Limits = field(default_factory=Limits)
     buffer_max: int = 1_000_000
+    buffer_max_bytes: int = 256 * 1024 * 1024
     flush_interval: float = 1.0
     flush_batch: int = 5000
+    flush_batch_bytes: int = 8 * 1024 * 1024
     client_timeout: int = 10
+    idempotency_window: int = 3600
+    health_max_lag: float = 60.0
+    query_timeout: float = 10.0
+    # Addresses whose X-Forwarded-* headers are believed (a proxy in front); none by default.
+    forwarded_allow_ips: tuple[str, ...] = ()
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:
@@ -79,25 +94,33 @@ _ENV = {
     "write_key": "HAILWHALE_WRITE_KEY",
     "read_key": "HAILWHALE_READ_KEY",
     "client_timeout": "HAILWHALE_CLIENT_TIMEOUT",
+    "buffer_max_bytes": "HAILWHALE_BUFFER_MAX_BYTES",
+    "flush_batch_bytes": "HAILWHALE_FLUSH_BATCH_BYTES",
+    "idempotency_window": "HAILWHALE_IDEMPOTENCY_WINDOW",
+    "health_max_lag": "HAILWHALE_HEALTH_MAX_LAG",
+    "query_timeout": "HAILWHALE_QUERY_TIMEOUT",
+    "forwarded_allow_ips": "HAILWHALE_FORWARDED_ALLOW_IPS",
 }
+_FLOATS = {"flush_interval", "health_max_lag", "query_timeout"}
+_POSITIVE = {"buffer_max", "buffer_max_bytes", "flush_batch", "flush_batch_bytes",
+             "client_timeout", "idempotency_window", "health_max_lag", "query_timeout"}
+_NUMBERS = {"port", "hail_port", "workers", "flush_interval"} | _FLOATS | _POSITIVE
 ENV_VARS = dict(_ENV)
 
 
 def _convert(name: str, value: object) -> object:
     if name == "periods":
         return Periods.parse(value)  # type: ignore[arg-type]
-    if name in ("port", "hail_port", "workers", "buffer_max", "flush_batch", "flush_interval",
-                "client_timeout"):
-        kind = float if name == "flush_interval" else int
+    if name in _NUMBERS:
+        kind = float if name in _FLOATS else int
         try:
             number = kind(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise ConfigError(f"{name} must be a number, not {value!r}") from None
-        if number < 0 or (number == 0 and name in ("buffer_max", "flush_batch",
-                                                    "client_timeout")):
+        if number < 0 or (number == 0 and name in _POSITIVE):
             raise ConfigError(f"{name} must be positive, not {value!r}")
         return number
-    if name == "cors_origins" and isinstance(value, str):
+    if name in ("cors_origins", "forwarded_allow_ips") and isinstance(value, str):
         return tuple(origin.strip() for origin in value.split(",") if origin.strip())
     if name in ("write_key", "read_key"):
         if not isinstance(value, str) or not value.strip() or value != value.strip():

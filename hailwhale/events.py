@@ -30,7 +30,7 @@ ALIASES = {"pk": "category", "dimensions": "dimension", "metrics": "metric", "at
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-_INT64 = 2**63  # Redis HINCRBY takes signed 64-bit integers
+MAX_VALUE = 2**53  # |metric value| at most this: no sum of accepted events can overflow
 _NOT_OURS = "not an event written by Event.to_json"
 _STR, _NUMBERS = {str}, {int, float}
 
@@ -250,8 +250,9 @@ def _metrics(param: str, value: object, limits: Limits) -> tuple[dict, dict[str,
             elif not _is_number(amount):
                 raise InvalidEvent(param, f"metric {name}: {_show(amount)} is not a finite "
                                           'number; send a number or {"unique": id}')
-            elif isinstance(amount, int) and not -_INT64 <= amount < _INT64:
-                raise InvalidEvent(param, f"metric {name}: integers must fit in 64 bits")
+            elif not -MAX_VALUE <= amount <= MAX_VALUE:
+                raise InvalidEvent(param, f"metric {name}: {_show(amount)} is out of range; "
+                                          f"values are at most 2**53 ({MAX_VALUE}) either way")
             else:
                 sums[name] = amount
     elif value is not None:
