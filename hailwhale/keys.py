@@ -100,9 +100,25 @@ class KeySpace:
         """Hash `time`, `events`, `seconds` of the last batch a flusher applied."""
         return f"{self.hail(name)}:last_flush"
 
+    def flushers(self, name: str = "hail") -> str:
+        """Sorted set of flusher id -> last heartbeat: who drains the buffer `name`."""
+        return f"{self.hail(name)}:flushers"
+
+    def buffered_bytes(self, name: str = "hail") -> str:
+        """Counter of the bytes waiting in the buffer `name` (its byte bound)."""
+        return f"{self.hail(name)}:bytes"
+
     def applied(self, batch_id: str) -> str:
         """Marker, in the store, that a batch was applied (so applying it again is a no-op)."""
         return f"{self.prefix}:applied:{batch_id}"
+
+    def idempotent(self, request_key: str) -> str:
+        """Marker, in the store, that the request with this Idempotency-Key was counted."""
+        return f"{self.prefix}:idem:{quote(request_key, safe='')}"
+
+    def plan(self, marker: str) -> str:
+        """The script calls of a write split in pieces, saved before the first piece runs."""
+        return f"{marker}:plan"
 
     def in_slot(self, key: str, slot: int) -> str:
         """The copy of a tagless `key` (a batch marker) that lives in Redis Cluster slot `slot`."""
