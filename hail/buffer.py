@@ -30,7 +30,7 @@ from hailwhale.connect import pinned
 from hailwhale.events import Event
 from hailwhale.exceptions import BufferFull
 from hailwhale.keys import KeySpace
-from whale.store import GroupCommit
+from hailwhale.group_commit import GroupCommit
 
 
 def load_script(redis: Redis, name: str):

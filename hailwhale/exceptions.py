@@ -42,3 +42,15 @@ class BufferFull(HailWhaleError):
     def __init__(self, retry_after: int):
         super().__init__(f"the buffer is full; retry after {retry_after} s")
         self.retry_after = retry_after
+
+
+class PoisonWrite(HailWhaleError):
+    """A write Redis refused for a reason no retry can fix (a key of the wrong type, say).
+
+    Nothing of the refused piece was written. A flusher moves the batch to the dead
+    letters; a direct count answers 500.
+    """
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason

@@ -25,7 +25,6 @@ from hailwhale.keys import key_slot
 from tests.cluster import Cluster
 from tests.hail_helpers import BUFFER_KEYS, buffer_and_flush, dump, make_store, random_events
 from tests.servers import Served, get
-from whale.store import Writes
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +111,12 @@ def test_a_batch_half_applied_is_finished_not_doubled(cluster, cluster_client, r
     events = random_events(random.Random(5), 80, now)
     store = make_store(cluster_client, "buffered", now)
     rollup, marker = store.roller.rollup(events, now), store.keys.applied("b1")
-    writes = store.writes(rollup, marker, 60)
-    assert len(writes.calls) > 10  # one call per slot
-    pipe = cluster_client.pipeline(transaction=False)
-    store.queue_writes(pipe, Writes(writes.calls[::2]))
-    assert pipe.execute() == [1] * len(writes.calls[::2])
+    calls = store._pieces(rollup)
+    assert len(calls) > 10  # one call per slot
+    assert store._save_plan(store.keys.plan(marker), marker, calls, 60)
+    half = range(0, len(calls), 2)
+    guards = [[store._piece_marker(marker, i, calls[i][0])] for i in half]
+    assert store._run([calls[i] for i in half], guards, 60) == [1] * len(half)
     assert store.apply_once(rollup, marker, 60)  # the other half
     assert not store.apply_once(rollup, marker, 60)
     assert_same_as_one_redis(cluster, redis_client, now, events)

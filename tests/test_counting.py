@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 
 import pytest
 
 from hailwhale import HailWhale
+from whale.rollup import CHUNK_BUCKETS
 from hailwhale.exceptions import InvalidEvent, InvalidQuery
 
 # Near the real time, so that keys a test writes do not expire at once; mid-bucket.
@@ -202,13 +204,18 @@ def test_keys_are_hash_tagged_and_expire(real_hw, redis_client):
 
 
 def test_buckets_really_vanish_by_expiry(redis_client):
+    """Sum chunks (CHUNK_BUCKETS buckets each) expire when their last bucket is out of the
+    window; everything else within the window's length."""
     hw = HailWhale(redis=redis_client, periods="1s:2s")
     hw.count(dimensions="short", metrics={"x": 1, "v": {"unique": "u"}})
-    assert redis_client.dbsize() > 0
+    chunks = {k for k in redis_client.keys("*") if re.search(rb":\d+$", k)}
+    assert chunks and redis_client.dbsize() > len(chunks)
+    for key in chunks:
+        assert 0 < redis_client.ttl(key) <= CHUNK_BUCKETS + 2
     deadline = time.monotonic() + 10
-    while redis_client.dbsize() and time.monotonic() < deadline:
+    while redis_client.dbsize() > len(chunks) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert redis_client.dbsize() == 0
+    assert set(redis_client.keys("*")) == chunks
 
 
 def test_dimensions_has_no_threshold_or_limit_unless_given(hw):

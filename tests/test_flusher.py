@@ -150,14 +150,14 @@ def test_a_batch_applied_by_another_flusher_meanwhile_is_skipped(redis_client, n
     other = Flusher(Buffer(clone(redis_client), BUFFER_KEYS),
                     make_store(clone(redis_client), "buffered", now))
     store = make_store(redis_client, "buffered", now)
-    queue_writes = store.queue_writes
+    run = store._run
 
-    def racing(pipe, rollup):
-        store.queue_writes = queue_writes
+    def racing(*args, **kwargs):
+        store._run = run
         assert other.resume() == 50
-        return queue_writes(pipe, rollup)
+        return run(*args, **kwargs)
 
-    store.queue_writes = racing
+    store._run = racing
     assert Flusher(buffer, store).flush_all() == 0
     assert_same_counts(redis_client, now, events)
 

@@ -4,7 +4,12 @@ An event is counted under every prefix of its pk (or `_` without one), every
 dimension prefix plus overall `_`, every interval whose window holds it, and
 every metric. A `Rollup` collects those writes; rolling up several events
 into one sums identical increments, which is what makes a batch flush cheap:
-the overall series gets one increment per batch, not one per event.
+the overall series gets one increment per batch, not one per event. Sums are
+exact (hailwhale/sums.py) until written, so batching never changes a total.
+
+A sum series is stored in chunks of CHUNK_BUCKETS buckets (`chunk_of`): the
+boundaries depend on the interval alone, not on the configured lengths, so a
+longer period, or a new one, reads every bucket stored before it.
 """
 
 from __future__ import annotations
@@ -16,16 +21,33 @@ from dataclasses import dataclass, field
 from hailwhale.events import Event
 from hailwhale.keys import KeySpace, Path, dim_key
 from hailwhale.periods import Periods, bucket_start
+from hailwhale.sums import ExactSum, exact
 
 SUM = "sum"
 UNIQUE = "unique"
+# 256 buckets a hash: under Redis 6.2's default hash-max-ziplist-entries (512) a chunk
+# stays a compact ziplist, a fraction of a hash table's memory (bench/memory.py), and a
+# 720-bucket window is still only 3 to 4 reads per series.
+CHUNK_BUCKETS = 256
+
+
+def chunk_of(bucket: int, interval: int) -> int:
+    """The chunk a bucket's sum is stored in (fixed by the interval alone)."""
+    return bucket // (interval * CHUNK_BUCKETS)
+
+
+def chunk_end(chunk: int, interval: int) -> int:
+    """When a chunk's last bucket ends (epoch seconds)."""
+    return (chunk + 1) * interval * CHUNK_BUCKETS
 
 
 @dataclass
 class Rollup:
     """The writes that count a set of events, with identical increments summed."""
 
-    sums: defaultdict[tuple[str, int], float] = field(default_factory=lambda: defaultdict(int))
+    # amounts are ints or ExactSum (hailwhale/sums.py): write them with sums.total()
+    sums: defaultdict[tuple[str, int], int | ExactSum] = field(
+        default_factory=lambda: defaultdict(int))
     uniques: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     last_seen: dict[tuple[str, str], float] = field(default_factory=dict)
     kinds: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -112,11 +134,12 @@ class Roller:
                 out.expire(children, index_expiry)
             for interval, bucket in buckets:
                 kept = retention[interval]
-                chunk = bucket // kept
+                chunk = chunk_of(bucket, interval)
+                chunk_expiry = chunk_end(chunk, interval) + kept
                 for metric, amount in cell.sums.items():
                     key = keys.series(pk, path, interval, metric, chunk)
                     out.sums[(key, bucket)] += amount
-                    out.expire(key, (chunk + 2) * kept)
+                    out.expire(key, chunk_expiry)
                 for metric, idents in cell.uniques.items():
                     key = keys.unique(pk, path, interval, metric, bucket)
                     out.uniques[key].update(idents)
@@ -130,13 +153,15 @@ class _Cell:
     __slots__ = ("sums", "uniques", "last_at")
 
     def __init__(self) -> None:
-        self.sums: dict[str, int | float] = {}
+        self.sums: dict[str, int | ExactSum] = {}
         self.uniques: dict[str, set[str]] = {}
         self.last_at = 0.0
 
     def add(self, event: Event) -> None:
         sums = self.sums
         for metric, amount in event.sums.items():
+            if type(amount) is not int:
+                amount = exact(amount)
             sums[metric] = sums.get(metric, 0) + amount
         if event.uniques:
             for metric, ident in event.uniques.items():

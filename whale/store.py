@@ -1,19 +1,20 @@
 """The counting store: applies rollups to Redis and reads series back.
 
 Writes go out as calls of one Lua script, whale/scripts/apply.lua, that runs a
-list of ops: `HINCRBYFLOAT` per (series chunk, bucket), `PFADD` per unique
-bucket, `ZADD GT` for the children and pk indexes, `HSETNX` for the metric
-registry, and `EXPIREAT` for each key. The ops are built here from a Rollup;
-the script only executes them, so a count of 20 keys is one command for
-redis-py to pack and for Redis to parse, not 20 (profiled: those 20 were most
-of a direct count's time).
+list of ops (whale/writes.py builds them from a Rollup): `HINCRBYFLOAT` per
+(series chunk, bucket), `PFADD` per unique bucket, `ZADD GT` for the children
+and pk indexes, `HSETNX` for the metric registry, and `EXPIREAT` for each key.
+The script checks every op before its first write, so a piece is written all or
+nothing; a check that fails is a `PoisonWrite`, which no retry can fix.
 
-On one Redis a rollup is one call. On a Redis Cluster a call may only touch
-keys of one hash slot, so there is one call per slot, all pipelined (one round
-trip per node). `apply_once` adds a batch marker to every call, and the script
-writes nothing when its marker exists: on a cluster that is a marker per slot,
-so a batch half applied when a node failed is finished, not doubled, by the
-next attempt.
+Exactly once (`apply_once`): a rollup that fits in one call on one Redis is one
+script call that checks a marker and sets it with the writes, atomically. A
+larger one (or any on a Redis Cluster, one call per slot) is split into pieces;
+the pieces are saved as a plan under the marker before the first is applied,
+and each piece has its own marker. A retry, by this process or another, runs the
+saved plan: the same pieces, each written once, whatever the retry would have
+computed itself (its clock, the guard's state). The single call refuses to run
+while a plan exists, and a plan is dropped once its marker is set.
 
 `EXPIREAT` is idempotent (a key's expiry follows from its name), so each
 process sends it once per key and remembers that it did; this halves the ops
@@ -22,28 +23,45 @@ of a steady stream.
 
 from __future__ import annotations
 
-import threading
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.resources import files
 
 import orjson
 from redis import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ClusterError,
+    MovedError,
+    NoScriptError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 
 from hailwhale.config import Limits
 from hailwhale.connect import is_cluster
 from hailwhale.events import Event
-from hailwhale.keys import KeySpace, Path, key_slot
+from hailwhale.exceptions import PoisonWrite
+from hailwhale.group_commit import GroupCommit
+from hailwhale.keys import KeySpace, Path
 from hailwhale.periods import Periods
 from whale.guard import CardinalityGuard
-from whale.rollup import SUM, UNIQUE, Roller, Rollup
+from whale.rollup import SUM, UNIQUE, Roller, Rollup, chunk_of
+from whale.writes import Piece, piece_bytes, pieces
 
 Number = int | float
 
 _EXPIRY_MEMORY = 200_000
-_IDS_PER_OP = 1000  # unpack() of many more arguments overflows Lua's C stack
+_PIPELINE_BYTES = 16 * 1024 * 1024  # pieces sent in one round trip, at most
+# Errors a retry can fix: the server is loading, out of memory, read-only, or busy.
+_TRANSIENT = {"LOADING", "OOM", "READONLY", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN",
+              "NOREPLICAS", "MISCONF"}
+_RETRIED = (NoScriptError, ClusterError, ClusterDownError, TryAgainError, ReadOnlyError,
+            MovedError, AskError)
 _SCRIPT = (files("whale") / "scripts" / "apply.lua").read_text()
 _NUMERALS = b"0123456789.e+-,"  # every byte of how Redis spells a finite sum
 
@@ -52,8 +70,8 @@ def to_number(raw: bytes | str | None) -> Number:
     """A Redis sum as a JSON-friendly number: integral values become ints."""
     if raw is None:
         return 0
-    if type(raw) is bytes and len(raw) < 16 and b"." not in raw and b"e" not in raw:
-        return int(raw)  # how Redis spells an integral sum: no float round trip needed
+    if type(raw) is bytes and b"." not in raw and b"e" not in raw:
+        return int(raw)  # how Redis spells an integral sum: exact, however long
     value = float(raw)
     if value.is_integer() and abs(value) < 2**53:
         return int(value)
@@ -85,115 +103,6 @@ class Series:
     kind: str = SUM
 
 
-@dataclass
-class Writes:
-    """A rollup as apply.lua calls (keys, arguments): one, or one per slot on a cluster."""
-
-    calls: list[tuple[list[str], list]]
-    expiries: dict[str, int] = field(default_factory=dict)
-
-
-class _Ops:
-    """The ops of one apply.lua call, by command (the script's sections)."""
-
-    __slots__ = ("incr", "incr_args", "zadd", "zadd_args", "hsetnx", "hsetnx_args",
-                 "expire", "expire_args", "pfadd")
-
-    def __init__(self) -> None:
-        self.incr: list[str] = []
-        self.incr_args: list = []
-        self.zadd: list[str] = []
-        self.zadd_args: list = []
-        self.hsetnx: list[str] = []
-        self.hsetnx_args: list = []
-        self.expire: list[str] = []
-        self.expire_args: list = []
-        self.pfadd: list[tuple[str, list[str]]] = []
-
-    def call(self, marker: str | None, ttl: int, events: int) -> tuple[list[str], list]:
-        keys = [marker] if marker else []
-        args: list = [ttl if marker else 0, events]
-        for key, idents in self.pfadd:
-            keys.append(key)
-            args += ("PFADD", len(idents), 1)
-            args += idents
-        # EXPIREAT last: it does nothing to a key that does not exist yet
-        for command, arity, op_keys, op_args in (
-            ("HINCRBYFLOAT", 2, self.incr, self.incr_args),
-            ("ZADD", 3, self.zadd, self.zadd_args),
-            ("HSETNX", 2, self.hsetnx, self.hsetnx_args),
-            ("EXPIREAT", 1, self.expire, self.expire_args),
-        ):
-            if op_keys:
-                keys += op_keys
-                args += (command, arity, len(op_keys))
-                args += op_args
-        return keys, args
-
-
-class GroupCommit:
-    """Calls `commit(items)` once for the items of callers that arrive together.
-
-    While one commit is on its way to Redis, callers (greenlets of a server worker,
-    or threads) that arrive meanwhile queue their items; when it returns, the first
-    of them commits all the queued items in one call and the others wait for it.
-    A lone caller commits at once; under load a round trip carries many requests.
-    Every caller of a group gets that call's result or exception.
-    """
-
-    def __init__(self, commit: Callable[[list], object]):
-        self.commit = commit
-        self._lock = threading.Lock()  # gevent's own once monkey-patched (a worker)
-        self._open, self._busy = _Group(), False
-
-    def __call__(self, items: Iterable) -> object:
-        with self._lock:
-            group = self._open
-            group.callers += 1
-            group.items += items
-            leading = not self._busy
-            if leading:
-                self._busy, self._open = True, _Group()
-            elif group.callers == 1:  # it leads its group once the commit before returns
-                wake = group.turn = threading.Event()
-            else:  # it waits for the group's answer (events made only when someone waits)
-                wake = group.done = group.done or threading.Event()
-        if not leading:
-            wake.wait()
-            if wake is group.done:
-                if group.error is not None:
-                    raise group.error
-                return group.result
-        try:
-            group.result = self.commit(group.items)
-        except BaseException as error:
-            group.error = error
-            raise
-        finally:
-            with self._lock:
-                if group.done is not None:
-                    group.done.set()
-                waiting = self._open
-                if waiting.callers:
-                    self._open = _Group()
-                    waiting.turn.set()
-                else:
-                    self._busy = False
-        return group.result
-
-
-class _Group:
-    __slots__ = ("callers", "items", "turn", "done", "result", "error")
-
-    def __init__(self) -> None:
-        self.callers = 0
-        self.items: list = []
-        self.turn: threading.Event | None = None
-        self.done: threading.Event | None = None
-        self.result: object = None
-        self.error: BaseException | None = None
-
-
 class Store:
     """Counts events into Redis and reads their series; takes a client it does not own."""
 
@@ -214,6 +123,7 @@ class Store:
         self.cluster = is_cluster(redis)
         self._script = redis.register_script(_SCRIPT)
         self._expiry_sent: dict[str, int] = {}
+        self._expiries_pending: dict[str, int] = {}
         self._group_count = GroupCommit(self._count_now)
 
     # -- writing -----------------------------------------------------------
@@ -235,95 +145,112 @@ class Store:
         return self.roller.rollup(self.guard.admit(events, now), now)
 
     def apply(self, rollup: Rollup) -> None:
-        """Write a rollup in one round trip (one per node on a cluster)."""
-        self._run(self.writes(rollup))
+        """Write a rollup: one round trip unless it is large (then checked, then written)."""
+        calls = self._pieces(rollup)
+        if len(calls) > 1:
+            self._run(calls, mode="check")
+        self._run(calls)
 
-    def apply_once(self, rollup: Rollup, marker: str, ttl: int) -> bool:
+    def apply_once(self, rollup: Rollup | Callable[[], Rollup], marker: str, ttl: int) -> bool:
         """Write a rollup unless `marker` says it was written; False when nothing was.
 
-        The script checks the marker and sets it (for `ttl` seconds) together with the
-        writes, atomically. On a cluster each slot has its own copy of the marker
-        (`KeySpace.in_slot`), so a second attempt writes exactly the slots the first
-        did not reach.
+        `rollup` may be a function that builds it, called only when needed. Raises
+        PoisonWrite (nothing written) when a write cannot succeed however often it is
+        tried, and redis-py's errors when Redis is unreachable (retry: still once).
         """
-        return any(self._run(self.writes(rollup, marker, ttl)))
-
-    def writes(self, rollup: Rollup, marker: str | None = None, ttl: int = 0) -> Writes:
-        """The apply.lua calls that write `rollup` (guarded by `marker`, kept `ttl` s)."""
-        if marker and ttl <= 0:
-            raise ValueError("a batch marker needs a time to live of at least 1 s")
-        groups: dict[int, _Ops] = {}
-        if self.cluster:
-            def ops_of(key: str) -> _Ops:
-                slot = key_slot(key)
-                ops = groups.get(slot)
-                if ops is None:
-                    ops = groups[slot] = _Ops()
-                return ops
+        if ttl <= 0:
+            raise ValueError("a marker needs a time to live of at least 1 s")
+        plan_key = self.keys.plan(marker)
+        if not self.cluster:
+            plan = self.redis.get(plan_key)
+            if plan is None:
+                calls = self._pieces(rollup if isinstance(rollup, Rollup) else rollup())
+                if len(calls) <= 1:
+                    if not calls or self._run(calls, [marker, plan_key], ttl)[0] == 1:
+                        return True
+                    plan = self.redis.get(plan_key)  # refused: applied, or a plan appeared
+                    if plan is None:
+                        return False
+                else:
+                    plan = self._save_plan(plan_key, marker, calls, ttl)
+                    if plan is None:
+                        return False
         else:
-            single = groups[0] = _Ops()
-
-            def ops_of(key: str) -> _Ops:
-                return single
-
-        for (key, bucket), amount in rollup.sums.items():
-            ops = ops_of(key)
-            ops.incr.append(key)
-            ops.incr_args += (bucket, amount)
-        for (key, member), at in rollup.last_seen.items():
-            ops = ops_of(key)
-            ops.zadd.append(key)
-            ops.zadd_args += ("GT", at, member)
-        for (key, metric), kind in rollup.kinds.items():
-            ops = ops_of(key)
-            ops.hsetnx.append(key)
-            ops.hsetnx_args += (metric, kind)
-        sent = self._expiry_sent
-        queued = {key: at for key, at in rollup.expiries.items() if sent.get(key, 0) < at}
-        for key, at in queued.items():
-            ops = ops_of(key)
-            ops.expire.append(key)
-            ops.expire_args.append(at)
-        for key, idents in rollup.uniques.items():
-            ordered = sorted(idents)
-            ops = ops_of(key)
-            for first in range(0, len(ordered), _IDS_PER_OP):
-                ops.pfadd.append((key, ordered[first:first + _IDS_PER_OP]))
-        calls = [
-            ops.call(marker and (self.keys.in_slot(marker, slot) if self.cluster else marker),
-                     ttl, rollup.events)
-            for slot, ops in groups.items()
-        ]
-        return Writes([call for call in calls if len(call[0]) > bool(marker)], queued)
-
-    def queue_writes(self, pipe, writes: Writes) -> None:
-        """Queue the script calls of `writes` on `pipe`."""
-        sha = self._script.sha
-        for keys, args in writes.calls:
-            # execute_command: redis-py's cluster pipeline refuses its evalsha() method,
-            # though it routes EVALSHA by its keys like any command
-            pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
-
-    def _run(self, writes: Writes) -> list:
-        """Execute `writes`: the script's answer per call (1 written, 0 marker found)."""
-        if not writes.calls:
-            return []
+            plan = self.redis.get(plan_key)
+            if plan is None:
+                if self.redis.exists(marker):
+                    return False
+                calls = self._pieces(rollup if isinstance(rollup, Rollup) else rollup())
+                plan = self._save_plan(plan_key, marker, calls, ttl)
+                if plan is None:
+                    return False
+        calls = orjson.loads(plan)
+        self._run(calls, mode="check")
+        guards = [[self._piece_marker(marker, i, call[0])] for i, call in enumerate(calls)]
+        self._run(calls, guards, ttl)
         pipe = self.redis.pipeline(transaction=False)
-        self.queue_writes(pipe, writes)
-        answers = pipe.execute(raise_on_error=False)
-        unknown = [i for i, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
-        if unknown:
-            # A server that restarted or flushed its scripts ran nothing of those calls.
-            self.redis.script_load(_SCRIPT)
+        pipe.set(marker, 1, ex=ttl)
+        pipe.delete(plan_key)
+        pipe.execute()
+        return True
+
+    def _save_plan(self, plan_key: str, marker: str, calls: list[Piece], ttl: int) -> bytes | None:
+        """Save the pieces as the plan of `marker`, or take the plan saved first; None: applied."""
+        encoded = orjson.dumps(calls)
+        if not self.redis.set(plan_key, encoded, nx=True, ex=ttl):
+            encoded = self.redis.get(plan_key)
+            if encoded is None:  # finished and dropped meanwhile
+                return None
+        # A single call that won before the plan existed has set the marker: then stop.
+        if self.redis.exists(marker):
+            return None
+        return encoded
+
+    def _piece_marker(self, marker: str, index: int, slot: int) -> str:
+        own = f"{marker}:{index}"
+        return self.keys.in_slot(own, slot) if self.cluster else own
+
+    def _pieces(self, rollup: Rollup) -> list[Piece]:
+        sent = self._expiry_sent
+        calls = pieces(rollup, self.cluster, lambda key, at: sent.get(key, 0) >= at)
+        self._expiries_pending = rollup.expiries
+        return calls
+
+    def _run(self, calls: list[Piece], guards: list | None = None, ttl: int = 0,
+             mode: str = "write") -> list:
+        """Run pieces (`guards`: one list of guard keys for all, or one per piece)."""
+        if guards and not isinstance(guards[0], list):
+            guards = [guards] * len(calls)
+        answers: list = []
+        for start, stop in _rounds(calls):
             pipe = self.redis.pipeline(transaction=False)
-            self.queue_writes(pipe, Writes([writes.calls[i] for i in unknown]))
-            for i, answer in zip(unknown, pipe.execute(raise_on_error=False)):
-                answers[i] = answer
-        for answer in answers:
-            if isinstance(answer, Exception):
-                raise answer
-        self.remember_expiries(writes.expiries)
+            for i in range(start, stop):
+                self._queue(pipe, calls[i], guards[i] if guards else [], ttl, mode)
+            replies = pipe.execute(raise_on_error=False)
+            unknown = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if unknown:
+                # A server that restarted or flushed its scripts ran nothing of those calls.
+                self.redis.script_load(_SCRIPT)
+                pipe = self.redis.pipeline(transaction=False)
+                for i in unknown:
+                    self._queue(pipe, calls[start + i], guards[start + i] if guards else [],
+                                ttl, mode)
+                for i, reply in zip(unknown, pipe.execute(raise_on_error=False)):
+                    replies[i] = reply
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise _classify(reply)
+            answers += replies
+        if mode == "write":
+            self.remember_expiries(self._expiries_pending)
         return answers
+
+    def _queue(self, pipe, call: Piece, guards: list[str], ttl: int, mode: str) -> None:
+        _, keys, args = call
+        # execute_command: redis-py's cluster pipeline refuses its evalsha() method,
+        # though it routes EVALSHA by its keys like any command
+        pipe.execute_command("EVALSHA", self._script.sha, len(guards) + len(keys), *guards,
+                             *keys, ttl if guards else 0, len(guards), 1, mode, *args)
 
     def remember_expiries(self, expiries: dict[str, int]) -> None:
         if len(self._expiry_sent) + len(expiries) > _EXPIRY_MEMORY:
@@ -357,8 +284,7 @@ class Store:
         self, series: Sequence[Series], interval: int, window: Sequence[int]
     ) -> list[list[Number]]:
         """Per-bucket values of each series over `window` (bucket starts), 0 when empty."""
-        kept = self.periods.retention[interval]
-        chunks = sorted({bucket // kept for bucket in window})
+        chunks = sorted({chunk_of(bucket, interval) for bucket in window})
         pipe = self.redis.pipeline(transaction=False)
         for one in series:
             if one.kind == UNIQUE:
@@ -393,3 +319,25 @@ class Store:
                 *(self.keys.unique(one.pk, one.path, interval, one.metric, b) for b in window)
             )
         return pipe.execute()
+
+
+def _rounds(calls: list[Piece]) -> Iterable[tuple[int, int]]:
+    """Index ranges of pieces to send together: at most _PIPELINE_BYTES a round trip."""
+    start, size = 0, 0
+    for i, call in enumerate(calls):
+        size += piece_bytes(call)
+        if size > _PIPELINE_BYTES and i > start:
+            yield start, i
+            start, size = i, piece_bytes(call)
+    if start < len(calls):
+        yield start, len(calls)
+
+
+def _classify(error: Exception) -> Exception:
+    """A write's error as it should be handled: PoisonWrite unless a retry can fix it."""
+    if not isinstance(error, ResponseError) or isinstance(error, _RETRIED):
+        return error
+    words = set(re.findall(r"\b[A-Z]{3,}\b", str(error)))
+    if "HWPOISON" not in words and words & _TRANSIENT:
+        return error
+    return PoisonWrite(str(error))

@@ -1,0 +1,91 @@
+"""Group commit: one write to Redis carries the items of every caller that arrived together."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+
+
+class GroupCommit:
+    """Calls `commit(items)` once for the items of callers that arrive together.
+
+    While one commit is on its way to Redis, callers (greenlets of a server worker,
+    or threads) that arrive meanwhile queue their items; when it returns, the first
+    of them commits all the queued items in one call and the others wait for it.
+    A lone caller commits at once; under load a round trip carries many requests.
+    A group holds at most `max_items` items and `max_bytes` bytes (len of each item)
+    unless one caller brings more alone, so one call stays within what Redis takes;
+    callers past that form the next group. Every caller of a group gets that call's
+    result or exception.
+    """
+
+    def __init__(self, commit: Callable[[list], object], *, max_items: int | None = None,
+                 max_bytes: int | None = None):
+        self.commit = commit
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()  # gevent's own once monkey-patched (a worker)
+        self._waiting: deque[_Group] = deque()  # groups that wait for the commit before them
+        self._busy = False
+
+    def __call__(self, items: Iterable) -> object:
+        items = list(items)
+        size = sum(map(len, items)) if self.max_bytes is not None else 0
+        with self._lock:
+            leading = not self._busy
+            if leading:
+                self._busy = True
+                group = _Group()
+            else:
+                group = self._waiting[-1] if self._waiting else None
+                if group is None or not self._fits(group, len(items), size):
+                    group = _Group()
+                    self._waiting.append(group)
+            group.callers += 1
+            group.items += items
+            group.size += size
+            if leading:
+                pass
+            elif group.callers == 1:  # it leads its group once the commit before returns
+                wake = group.turn = threading.Event()
+            else:  # it waits for the group's answer (events made only when someone waits)
+                wake = group.done = group.done or threading.Event()
+        if not leading:
+            wake.wait()
+            if wake is group.done:
+                if group.error is not None:
+                    raise group.error
+                return group.result
+        try:
+            group.result = self.commit(group.items)
+        except BaseException as error:
+            group.error = error
+            raise
+        finally:
+            with self._lock:
+                if group.done is not None:
+                    group.done.set()
+                if self._waiting:
+                    self._waiting.popleft().turn.set()
+                else:
+                    self._busy = False
+        return group.result
+
+    def _fits(self, group: _Group, items: int, size: int) -> bool:
+        if self.max_items is not None and len(group.items) + items > self.max_items:
+            return False
+        return self.max_bytes is None or group.size + size <= self.max_bytes
+
+
+class _Group:
+    __slots__ = ("callers", "items", "size", "turn", "done", "result", "error")
+
+    def __init__(self) -> None:
+        self.callers = 0
+        self.items: list = []
+        self.size = 0
+        self.turn: threading.Event | None = None
+        self.done: threading.Event | None = None
+        self.result: object = None
+        self.error: BaseException | None = None
