@@ -29,8 +29,8 @@ from redis import Redis
 from hailwhale.connect import pinned
 from hailwhale.events import Event
 from hailwhale.exceptions import BufferFull
-from hailwhale.keys import KeySpace
 from hailwhale.group_commit import GroupCommit
+from hailwhale.keys import KeySpace
 
 
 def load_script(redis: Redis, name: str):

@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 import pytest
 
 from hailwhale import HailWhale
-from whale.rollup import CHUNK_BUCKETS
 from hailwhale.exceptions import InvalidEvent, InvalidQuery
+from whale.rollup import CHUNK_BUCKETS
 
 # Near the real time, so that keys a test writes do not expire at once; mid-bucket.
 NOW = time.time() // 3600 * 3600 + 1234.5

@@ -14,8 +14,8 @@ import pytest
 
 from hail.buffer import Buffer
 from hailwhale.events import Event
-from tests.hail_helpers import BUFFER_KEYS, PERIODS, make_store, random_events
 from hailwhale.group_commit import GroupCommit
+from tests.hail_helpers import BUFFER_KEYS, PERIODS, make_store, random_events
 from whale.store import Series, to_number
 
 
