@@ -10,18 +10,33 @@ Exactly once, the buffer's half (the flusher's half is in hail/flusher.py):
 * `release` removes the batch, and records its dead letters and the flush, in one
   Lua call that does nothing if the batch was released already. So two flushers
   finishing one batch write its dead letters once.
+* `bury` sets a whole batch aside (a poison batch: a write no retry can fix) as a
+  dead letter, in one Lua call; `revive` puts it back in flight under its own id,
+  so a retry after a fix still applies it exactly once; `drop` deletes it.
 
-An item is `<receive time> <event JSON>`: the receive time tells `/health` the age
-of the oldest waiting event without decoding it. Every key of a buffer shares the
-hash tag `{<name>}` (KeySpace.hail), so the scripts run on a Redis Cluster too.
+The buffer is bounded in events (`max_events`) and in bytes (`max_bytes`, a
+counter kept by the push and claim scripts), and a batch in bytes (`batch_bytes`).
+
+An item is `<receive time> <event JSON>`, or `<receive time>#<idempotency key>
+[<event JSON>, ...]` for all the events of a request with an Idempotency-Key (one
+item, so that a claim never splits it): the receive time tells `/health` the age
+of the oldest waiting event without decoding it; the key (percent-encoded) makes
+the flusher count the request at most once.
+Every key of a buffer shares the hash tag `{<name>}` (KeySpace.hail), so the
+scripts run on a Redis Cluster too.
+
+Flushers record a heartbeat here (`beat`), so `/health` knows whether one is alive.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
+from urllib.parse import quote, unquote
 from uuid import uuid4
 
 from redis import Redis
@@ -38,13 +53,26 @@ def load_script(redis: Redis, name: str):
     return redis.register_script((files("hail") / "scripts" / name).read_text())
 
 
-def item(event: Event, received: float) -> str:
+PUSH_MAX_ITEMS = 50_000  # items of concurrent requests pushed in one call, at most
+PUSH_MAX_BYTES = 16 * 1024 * 1024
+
+
+def item(event: Event, received: float, request_key: str | None = None) -> str:
     """The buffer's spelling of an event received at `received`."""
-    return _head(received) + event.to_json()
+    return _head(received, request_key) + event.to_json()
 
 
-def _head(received: float) -> str:
-    return f"{received!r} "
+def _head(received: float, request_key: str | None = None) -> str:
+    if request_key is None:
+        return f"{received!r} "
+    return f"{received!r}#{quote(request_key, safe='')} "
+
+
+def parse_head(head: bytes | str) -> tuple[float, str | None]:
+    """The receive time and idempotency key of an item's head; ValueError if it has none."""
+    text = head.decode() if isinstance(head, bytes) else head
+    received, _, key = text.partition("#")
+    return float(received), (unquote(key) if key else None)
 
 
 def received_at(raw: bytes | str | None) -> float | None:
@@ -53,9 +81,14 @@ def received_at(raw: bytes | str | None) -> float | None:
         return None
     head = (raw.decode(errors="replace") if isinstance(raw, bytes) else raw).partition(" ")[0]
     try:
-        return float(head)
+        return parse_head(head)[0]
     except ValueError:
         return None
+
+
+def flusher_id() -> str:
+    """How a flusher is named in the heartbeats: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -79,28 +112,45 @@ class Buffer:
     """One Hail buffer in Redis; takes a client it does not own."""
 
     def __init__(self, redis: Redis, keys: KeySpace, max_events: int = 1_000_000, *,
+                 max_bytes: int = 256 * 1024 * 1024, batch_bytes: int = 8 * 1024 * 1024,
                  name: str = "hail", retry_after: int = 1):
         self.redis = redis
         self.keys = keys
         self.name = name
         self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.batch_bytes = batch_bytes
         self.retry_after = retry_after
         self.list_key = keys.buffer(name)
         self.doorbell_key = keys.doorbell(name)
         self.in_flight_key = keys.in_flight(name)
         self.dead_key = keys.dead_letters(name)
         self.last_flush_key = keys.last_flush(name)
+        self.bytes_key = keys.buffered_bytes(name)
+        self.flushers_key = keys.flushers(name)
         self._push = load_script(redis, "push.lua")
-        self._group_push = GroupCommit(self._push_now)  # one push at a time, so:
+        # one push at a time, each within what one Redis command takes, so:
+        self._group_push = GroupCommit(self._push_now, max_items=PUSH_MAX_ITEMS,
+                                       max_bytes=PUSH_MAX_BYTES)
         self._pusher: Redis | None = None  # a connection of its own, made at the first push
         self._claim = load_script(redis, "claim.lua")
         self._release = load_script(redis, "release.lua")
+        self._bury = load_script(redis, "bury.lua")
+        self._revive = load_script(redis, "revive.lua")
 
-    def push(self, events: Sequence[Event], now: float) -> None:
-        """Buffer every event of a request, or none of them (BufferFull) when full."""
-        if events:
-            head = _head(now)  # item(), with the receive time spelled once per request
+    def push(self, events: Sequence[Event], now: float, request_key: str | None = None) -> None:
+        """Buffer every event of a request, or none of them (BufferFull) when full.
+
+        `request_key`, the request's Idempotency-Key, goes with each event, so that
+        the flusher counts the request once however often it was sent.
+        """
+        if not events:
+            return
+        head = _head(now, request_key)  # item(), the head spelled once per request
+        if request_key is None:
             self.push_items([head + event.to_json() for event in events])
+        else:  # one item: a claim never splits the request its key stands for
+            self.push_items([head + "[" + ",".join(event.to_json() for event in events) + "]"])
 
     def push_items(self, items: Sequence[str | bytes]) -> None:
         """Buffer raw items as they are (tests use it to plant garbage).
@@ -115,8 +165,9 @@ class Buffer:
     def _push_now(self, items: list[str | bytes]) -> bool:
         if self._pusher is None:  # here, not in __init__: a Redis down at start is a 503 only
             self._pusher = pinned(self.redis)
-        return bool(self._push(keys=[self.list_key, self.doorbell_key],
-                               args=[self.max_events, *items], client=self._pusher))
+        keys = [self.list_key, self.doorbell_key, self.bytes_key]
+        return bool(self._push(keys=keys, args=[self.max_events, self.max_bytes, *items],
+                               client=self._pusher))
 
     def wait(self, timeout: float) -> bool:
         """Block until the buffer stops being empty (True) or `timeout` seconds pass."""
@@ -127,10 +178,14 @@ class Buffer:
         return self.redis.llen(self.list_key)
 
     def claim(self, size: int, now: float) -> Batch | None:
-        """Move up to `size` items into a new in-flight batch; None when the buffer is empty."""
+        """Move up to `size` items (and `batch_bytes`) into a new in-flight batch.
+
+        None when the buffer is empty.
+        """
         batch_id = uuid4().hex
-        keys = [self.list_key, self.keys.batch(self.name, batch_id), self.in_flight_key]
-        items = self._claim(keys=keys, args=[size, batch_id, repr(now)])
+        keys = [self.list_key, self.keys.batch(self.name, batch_id), self.in_flight_key,
+                self.bytes_key]
+        items = self._claim(keys=keys, args=[size, batch_id, repr(now), self.batch_bytes])
         return Batch(batch_id, items) if items else None
 
     def in_flight(self, claimed_before: float = float("inf")) -> list[str]:
@@ -144,15 +199,50 @@ class Buffer:
 
     def release(self, batch_id: str, dead_letters: Sequence[str] = (),
                 stats: FlushStats | None = None) -> bool:
-        """Drop a batch once applied, adding its dead letters; False if released already."""
+        """Drop a batch once applied, adding its dead letters; False if released already.
+
+        `dead_letters`: JSON `{"item", "reason", "at"}` of its items that are not events.
+        """
         keys = [self.in_flight_key, self.keys.batch(self.name, batch_id), self.dead_key,
                 self.last_flush_key]
         flush = [repr(stats.time), stats.events, repr(stats.seconds)] if stats else ["", 0, 0]
-        return bool(self._release(keys=keys, args=[batch_id, *flush, *dead_letters]))
+        dead = [part for n, letter in enumerate(dead_letters)
+                for part in (f"{batch_id}.{n}", letter)]
+        return bool(self._release(keys=keys, args=[batch_id, *flush, *dead]))
 
-    def dead_letters(self, start: int = 0, stop: int = -1) -> list[dict]:
-        """Dead letters, oldest first: `{"item", "reason", "at"}`."""
-        return [json.loads(raw) for raw in self.redis.lrange(self.dead_key, start, stop)]
+    def bury(self, batch_id: str, reason: str, now: float, events: int) -> bool:
+        """Set a whole in-flight batch aside as a dead letter; False if it is gone already."""
+        letter = json.dumps({"batch": batch_id, "reason": reason, "at": now, "events": events})
+        keys = [self.in_flight_key, self.keys.batch(self.name, batch_id), self.dead_key,
+                self.keys.dead_batch(self.name, batch_id)]
+        return bool(self._bury(keys=keys, args=[batch_id, letter]))
+
+    def dead_letters(self) -> list[dict]:
+        """Dead letters, oldest first: `{"id", "reason", "at"}` and `"batch"` and `"events"`
+        for a batch set aside whole, or `"item"` for an item that is not an event."""
+        letters = [{"id": key.decode(), **json.loads(raw)}
+                   for key, raw in self.redis.hgetall(self.dead_key).items()]
+        return sorted(letters, key=lambda letter: (letter["at"], letter["id"]))
+
+    def revive(self, letter_id: str) -> bool:
+        """Put a batch set aside back in flight, for a flusher to apply (exactly once)."""
+        keys = [self.in_flight_key, self.keys.batch(self.name, letter_id), self.dead_key,
+                self.keys.dead_batch(self.name, letter_id)]
+        return bool(self._revive(keys=keys, args=[letter_id]))
+
+    def drop(self, letter_id: str) -> bool:
+        """Delete a dead letter (and a dead batch's items); False if there is none."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hdel(self.dead_key, letter_id)
+        pipe.delete(self.keys.dead_batch(self.name, letter_id))
+        return bool(pipe.execute()[0])
+
+    def beat(self, flusher: str, now: float) -> None:
+        """Record that `flusher` is alive and draining this buffer."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(self.flushers_key, {flusher: now})
+        pipe.zremrangebyscore(self.flushers_key, "-inf", now - 86400)
+        pipe.execute()
 
     def stats(self, now: float) -> dict:
         """Depth, age of the oldest waiting event, batches in flight, last flush, dead letters."""
@@ -162,8 +252,10 @@ class Buffer:
         pipe.zcard(self.in_flight_key)
         pipe.zrange(self.in_flight_key, 0, 0)
         pipe.hgetall(self.last_flush_key)
-        pipe.llen(self.dead_key)
-        depth, head, in_flight, oldest_batch, last, dead = pipe.execute()
+        pipe.hlen(self.dead_key)
+        pipe.get(self.bytes_key)
+        pipe.zrange(self.flushers_key, -1, -1, withscores=True)
+        depth, head, in_flight, oldest_batch, last, dead, size, beat = pipe.execute()
         times = [received_at(head)]
         if oldest_batch:
             times.append(received_at(
@@ -171,6 +263,7 @@ class Buffer:
         oldest = min((t for t in times if t is not None), default=None)
         return {
             "depth": depth,
+            "bytes": int(size or 0) if depth else 0,
             "oldest_age_seconds": None if oldest is None else max(0.0, now - oldest),
             "in_flight": in_flight,
             "last_flush": {
@@ -179,4 +272,5 @@ class Buffer:
                 "seconds": float(last[b"seconds"]),
             } if last else None,
             "dead_letters": dead,
+            "last_flusher_beat_age_seconds": max(0.0, now - beat[0][1]) if beat else None,
         }

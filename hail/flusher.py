@@ -39,7 +39,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
+import orjson
 from redis.exceptions import (
     ClusterDownError,
     ConnectionError,
@@ -48,9 +50,9 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from hail.buffer import Buffer, FlushStats
+from hail.buffer import Buffer, FlushStats, flusher_id, parse_head
 from hailwhale.events import Event
-from hailwhale.exceptions import InvalidEvent
+from hailwhale.exceptions import InvalidEvent, PoisonWrite
 from whale.store import Store
 
 log = logging.getLogger("hailwhale.flusher")
@@ -59,25 +61,54 @@ LEASE = 30.0  # seconds a claimed batch is its flusher's before others resume it
 MARKER_TTL = 3 * 86400
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
 POLL = 0.05  # how often `run` looks at the buffer depth between flushes
+BEAT = 0.5  # how often `run` records that it is alive, at most
 
 
-def decode(items: Sequence[bytes], now: float) -> tuple[list[Event], list[str]]:
+@dataclass
+class Decoded:
+    """A batch's items read back: events, requests by idempotency key, dead letters."""
+
+    events: list[Event] = field(default_factory=list)
+    requests: dict[str, list[Event]] = field(default_factory=dict)
+    duplicates: int = 0  # events of a request whose key came earlier in the batch
+    dead: list[str] = field(default_factory=list)
+
+
+def decode(items: Sequence[bytes], now: float) -> Decoded:
     """The events of a batch, and a dead letter for each item that is not one."""
-    events, dead = [], []
+    out = Decoded()
     for raw in items:
         head, _, body = raw.partition(b" ")  # bytes: only a dead letter needs the text
         try:
-            float(head)
-            events.append(Event.from_json(body))
-        except ValueError:
+            _, request_key = parse_head(head)
+            if request_key is None:
+                out.events.append(Event.from_json(body))
+                continue
+            events = _request_events(body)
+        except (ValueError, UnicodeDecodeError):
             reason = "no receive time before the event"
         except InvalidEvent as error:
             reason = error.message
         else:
+            if request_key in out.requests:
+                out.duplicates += len(events)  # the same request sent again
+            else:
+                out.requests[request_key] = events
             continue
         text = raw.decode("utf-8", errors="backslashreplace")
-        dead.append(json.dumps({"item": text, "reason": reason, "at": now}, ensure_ascii=False))
-    return events, dead
+        out.dead.append(json.dumps({"item": text, "reason": reason, "at": now},
+                                   ensure_ascii=False))
+    return out
+
+
+def _request_events(body: bytes) -> list[Event]:
+    try:
+        items = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidEvent("event", f"malformed JSON: {error}") from None
+    if not isinstance(items, list) or not items:
+        raise InvalidEvent("event", "a request's events are a JSON array")
+    return [Event.from_json(orjson.dumps(item)) for item in items]
 
 
 @contextmanager
@@ -98,13 +129,16 @@ class Flusher:
 
     def __init__(self, buffer: Buffer, store: Store, batch_size: int = 5000,
                  on_step: Callable[[str, str], None] | None = None, *,
-                 lease: float = LEASE, marker_ttl: int = MARKER_TTL):
+                 lease: float = LEASE, marker_ttl: int = MARKER_TTL,
+                 idempotency_window: int = 3600):
         self.buffer = buffer
         self.store = store
         self.batch_size = batch_size
         self.on_step = on_step
         self.lease = lease
         self.marker_ttl = marker_ttl
+        self.idempotency_window = idempotency_window
+        self.id = flusher_id()
         self._pending: set[str] = set()  # claimed here, not released yet (a Redis failed)
 
     def flush_once(self) -> int:
@@ -141,9 +175,12 @@ class Flusher:
         """
         stop = stop or threading.Event()
         trigger = self.batch_size if trigger is None else trigger
-        delay, started, due, lease_due = BACKOFF_FIRST, False, 0.0, 0.0
+        delay, started, due, lease_due, beat_due = BACKOFF_FIRST, False, 0.0, 0.0, 0.0
         while not stop.is_set():
             try:
+                if time.monotonic() >= beat_due:
+                    self.buffer.beat(self.id, self.store.clock())
+                    beat_due = time.monotonic() + BEAT
                 if not started:
                     self.resume()  # our own batches from before a crash, among others
                     started = True
@@ -192,17 +229,48 @@ class Flusher:
         return len(batch.items), self._finish(batch.id, batch.items, started)
 
     def _finish(self, batch_id: str, items: Sequence[bytes], started: float) -> int:
-        """Apply (unless applied before) and release one batch; the events it applied."""
+        """Apply (unless applied before) and release one batch; the events it applied.
+
+        A batch whose writes Redis refuses for good (PoisonWrite), or that cannot be
+        rolled up, is set aside whole as a dead letter and flushing goes on.
+        """
         now = self.store.clock()
         with _cycle_collector_paused():
-            events, dead = decode(items, now)
-            rollup = self.store.rollup(events, now) if events else None
-        applied = rollup is not None and self.store.apply_once(
-            rollup, self.store.keys.applied(batch_id), self.marker_ttl)
+            batch = decode(items, now)
+            try:
+                count = self._apply(batch_id, batch, now)
+            except PoisonWrite as error:
+                return self._set_aside(batch_id, error.reason, now, len(items))
+            except (RedisError, OSError):
+                raise
+            except Exception as error:  # a batch that cannot be rolled up: never retry blindly
+                log.exception("flusher: batch %s cannot be applied", batch_id)
+                return self._set_aside(batch_id, f"{type(error).__name__}: {error}", now,
+                                       len(items))
         self._step("apply", batch_id)
-        count = len(events) if applied else 0
-        stats = FlushStats(now, count, time.perf_counter() - started) if applied else None
+        stats = FlushStats(now, count, time.perf_counter() - started) if count else None
         self._step("release", batch_id)
-        self.buffer.release(batch_id, dead, stats)
+        self.buffer.release(batch_id, batch.dead, stats)
         self._pending.discard(batch_id)
         return count
+
+    def _apply(self, batch_id: str, batch: Decoded, now: float) -> int:
+        """Write a decoded batch, each part once; the events written by this call."""
+        store, count = self.store, 0
+        if batch.events and store.apply_once(lambda: store.rollup(batch.events, now),
+                                             store.keys.applied(batch_id), self.marker_ttl):
+            count += len(batch.events)
+        # A request with an Idempotency-Key counts once whichever node or path it came by:
+        # its marker is its key's, on every Hail node and on the direct path alike.
+        for request_key, events in batch.requests.items():
+            if store.apply_once(lambda events=events: store.rollup(events, now),
+                                store.keys.idempotent(request_key), self.idempotency_window):
+                count += len(events)
+        return count
+
+    def _set_aside(self, batch_id: str, reason: str, now: float, items: int) -> int:
+        log.error("flusher: batch %s (%d items) set aside as a dead letter: %s", batch_id,
+                  items, reason)
+        self.buffer.bury(batch_id, reason, now, items)
+        self._pending.discard(batch_id)
+        return 0

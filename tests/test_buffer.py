@@ -55,8 +55,8 @@ def test_claim_and_release_move_thousands_of_items_in_one_call(redis_client):
 
 def test_stats_of_an_empty_buffer(redis_client):
     assert Buffer(redis_client, BUFFER_KEYS).stats(NOW) == {
-        "depth": 0, "oldest_age_seconds": None, "in_flight": 0, "last_flush": None,
-        "dead_letters": 0,
+        "depth": 0, "bytes": 0, "oldest_age_seconds": None, "in_flight": 0,
+        "last_flush": None, "dead_letters": 0, "last_flusher_beat_age_seconds": None,
     }
 
 
