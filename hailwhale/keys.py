@@ -93,8 +93,12 @@ class KeySpace:
         return f"{self.hail(name)}:batch:{batch_id}"
 
     def dead_letters(self, name: str = "hail") -> str:
-        """List of JSON `{"item", "reason", "at"}` for items that could not be decoded."""
+        """Hash of dead letter id -> JSON `{"reason", "at", ...}`: what the flusher set aside."""
         return f"{self.hail(name)}:dead_letters"
+
+    def dead_batch(self, name: str, batch_id: str) -> str:
+        """List of the items of a batch set aside whole (poison), kept for a retry."""
+        return f"{self.hail(name)}:dead:{batch_id}"
 
     def last_flush(self, name: str = "hail") -> str:
         """Hash `time`, `events`, `seconds` of the last batch a flusher applied."""
@@ -123,6 +127,24 @@ class KeySpace:
     def in_slot(self, key: str, slot: int) -> str:
         """The copy of a tagless `key` (a batch marker) that lives in Redis Cluster slot `slot`."""
         return f"{key}:{{{slot_tag(slot)}}}"
+
+    # -- the cardinality guard's own records (whale/guard.py)
+
+    def refused(self, pk: Path, path: Path) -> str:
+        """Sorted set of new children of `path` the guard sent to `_other` -> last refusal."""
+        return f"{self.tag(pk, path)}:refused"
+
+    def refused_metrics(self, pk: Path) -> str:
+        """Sorted set of new metric names of `pk` the guard sent to `_other` -> last refusal."""
+        return f"{self.tag(pk, ())}:refused_metrics"
+
+    def refused_pks(self) -> str:
+        """Sorted set of new pks (dim_key spelling) the guard sent to `_other` -> last refusal."""
+        return f"{self.prefix}:refused_pks"
+
+    def capped_by(self, kind: str) -> str:
+        """Sorted set of the parents (JSON) where the guard refused a new `kind` -> last refusal."""
+        return f"{self.prefix}:capped:{kind}"
 
 
 def key_slot(key: str) -> int:
