@@ -15,7 +15,7 @@ from bottle import Bottle, HTTPResponse, request
 from redis.exceptions import RedisError
 
 from hail.buffer import Buffer
-from hailwhale import __version__
+from hailwhale import __version__, idempotency
 from hailwhale.access import install_access
 from hailwhale.config import Config
 from hailwhale.ingest import read_events
@@ -57,7 +57,9 @@ def make_hail_app(buffer: Buffer, config: Config, clock: Callable[[], float] = t
 
     def buffered() -> None:
         now = clock()
-        buffer.push(read_events(request, periods=periods, limits=limits, now=now), now)
+        request_key = idempotency.request_key(request)
+        events = read_events(request, periods=periods, limits=limits, now=now)
+        buffer.push(events, now, request_key)
 
     @app.route("/count", method=["GET", "POST"])
     @handle_buffer_errors
@@ -75,12 +77,16 @@ def make_hail_app(buffer: Buffer, config: Config, clock: Callable[[], float] = t
 
     @app.get("/health")
     def health() -> HTTPResponse:
+        """200 only when this node's events get counted; 503 with the problems otherwise."""
         try:
-            stats = buffer.stats(clock())
+            stats, problems = buffer.health(clock(), config.health_max_lag)
         except RedisError:
             log.warning("health check: the buffer does not answer")
-            return json_response({"status": "error", "buffer": "unreachable"}, 503)
-        return json_response({"status": "ok", "buffer": "ok", "version": __version__, **stats})
+            return json_response({"status": "error", "buffer": "unreachable", "problems": [
+                "the buffer does not answer: /count cannot buffer events"]}, 503)
+        status = "degraded" if problems else "ok"
+        return json_response({"status": status, "buffer": "ok", "version": __version__,
+                              **stats, "problems": problems}, 503 if problems else 200)
 
     @app.get("/openapi.json")
     def openapi() -> HTTPResponse:

@@ -86,6 +86,26 @@ def received_at(raw: bytes | str | None) -> float | None:
         return None
 
 
+FLUSHER_SILENCE = 10.0  # seconds without a heartbeat after which no flusher counts as alive
+
+
+def problems(stats: dict, max_lag: float) -> list[str]:
+    """What keeps a buffer's events from being counted, one sentence each (from `stats`)."""
+    found = []
+    age = stats["oldest_age_seconds"]
+    if age is not None and age > max_lag:
+        found.append(f"the oldest buffered event is {age:.0f} s old, more than {max_lag:g} s: "
+                     "events are not being flushed in time")
+    beat = stats["last_flusher_beat_age_seconds"]
+    if beat is None or beat > min(FLUSHER_SILENCE, max_lag):
+        found.append("no flusher is alive: nothing drains the buffer (run `hailwhale flush`, "
+                     "or `hailwhale serve`/`hail` without --no-flusher)")
+    if stats["dead_letters"]:
+        found.append(f"{stats['dead_letters']} dead letters wait: see `hailwhale dead-letters "
+                     "list`, then retry or drop them")
+    return found
+
+
 def flusher_id() -> str:
     """How a flusher is named in the heartbeats: host and process id."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -243,6 +263,11 @@ class Buffer:
         pipe.zadd(self.flushers_key, {flusher: now})
         pipe.zremrangebyscore(self.flushers_key, "-inf", now - 86400)
         pipe.execute()
+
+    def health(self, now: float, max_lag: float) -> tuple[dict, list[str]]:
+        """`stats`, and what keeps this buffer's events from being counted (`problems`)."""
+        stats = self.stats(now)
+        return stats, problems(stats, max_lag)
 
     def stats(self, now: float) -> dict:
         """Depth, age of the oldest waiting event, batches in flight, last flush, dead letters."""

@@ -36,7 +36,7 @@ ROUTES = {
 KEY_HEADER = "X-HailWhale-Key"
 KEY_PARAM = "key"
 # What a cross-origin request may send: the preflight lists these.
-ALLOWED_HEADERS = f"Content-Type, Authorization, {KEY_HEADER}"
+ALLOWED_HEADERS = f"Content-Type, Authorization, {KEY_HEADER}, Idempotency-Key"
 
 
 def _digest(key: str) -> bytes:

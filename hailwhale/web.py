@@ -13,7 +13,7 @@ from bottle import Bottle, HTTPError, HTTPResponse, request, response
 from redis.exceptions import RedisError
 
 from hailwhale.access import ALLOWED_HEADERS
-from hailwhale.exceptions import BufferFull, InvalidInput
+from hailwhale.exceptions import BufferFull, InvalidInput, PoisonWrite
 
 log = logging.getLogger("hailwhale.web")
 
@@ -44,9 +44,14 @@ def handle_errors(route: Callable) -> Callable:
         except BufferFull as error:
             body = {"error": str(error), "param": None, "retry_after": error.retry_after}
             return json_response(body, 503, **{"Retry-After": str(error.retry_after)})
+        except PoisonWrite as error:
+            log.error("the store refused a write on %s: %s", request.path, error.reason)
+            return error_response(500, "the store refused the write and nothing of it was "
+                                       "counted; an operator must fix the store (see the log)")
         except RedisError:
             log.exception("the store failed while serving %s", request.path)
-            return error_response(503, "the store is unavailable; try again shortly")
+            return error_response(503, "the store is unavailable; try again shortly (a count "
+                                       "retried with the same Idempotency-Key counts once)")
         except UnicodeDecodeError:  # a form body (the query string is checked before)
             return error_response(400, "the request body is not valid UTF-8", "body")
 

@@ -111,10 +111,36 @@ def test_a_full_buffer_answers_503_with_retry_after_and_buffers_nothing(redis_cl
 
 def test_health_shows_the_buffer(hail, buffer, now):
     get(url_of(hail, "/count", dimensions="a"))
+    buffer.beat("a flusher", now)
     status, _, body = get(f"{hail}/health")
     health = json.loads(body)
     assert (status, health["status"], health["depth"], health["in_flight"]) == (200, "ok", 1, 0)
     assert health["oldest_age_seconds"] == 0 and health["last_flush"] is None
+    assert health["problems"] == []
+
+
+def test_health_is_degraded_without_a_flusher_with_old_events_or_dead_letters(
+        redis_client, buffer, now):
+    clock = [now]
+    with served(make_hail_app(buffer, Config(health_max_lag=30), clock=lambda: clock[0])) as hail:
+        get(url_of(hail, "/count", dimensions="a"))
+        status, _, body = get(f"{hail}/health")
+        assert (status, json.loads(body)["problems"]) == (503, [
+            "no flusher is alive: nothing drains the buffer (run `hailwhale flush`, or "
+            "`hailwhale serve`/`hail` without --no-flusher)"])
+        clock[0] = now + 31
+        buffer.beat("a flusher", clock[0])
+        status, _, body = get(f"{hail}/health")
+        health = json.loads(body)
+        assert (status, health["status"]) == (503, "degraded")
+        assert health["problems"] == ["the oldest buffered event is 31 s old, more than 30 s: "
+                                      "events are not being flushed in time"]
+        batch = buffer.claim(10, clock[0])
+        buffer.bury(batch.id, "HWPOISON a reason", clock[0], 1)
+        health = json.loads(get(f"{hail}/health")[2])
+        assert health["problems"] == ["1 dead letters wait: see `hailwhale dead-letters list`, "
+                                      "then retry or drop them"]
+        assert "a reason" not in json.dumps(health)  # the public answer names nothing
 
 
 def test_an_unreachable_buffer_is_a_quick_503(tmp_path, now):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 
 import pytest
@@ -48,7 +49,7 @@ def test_count_then_plotpoints_shows_every_prefix(url):
                                   metrics={"dollars": 500})
     assert (status, body) == (200, b"OK")
     assert headers["Access-Control-Allow-Origin"] == "*"
-    assert flush(url) == 1
+    assert flush(url) in (0, 1)  # 0: the flusher child, woken by the doorbell, was first
     status, _, points = query(url, "/plotpoints", dimensions="sales", metrics="dollars",
                               depth=1, period="15s:3h")
     assert status == 200
@@ -157,8 +158,12 @@ def test_direct_serve_counts_count_at_once(redis_server, redis_url):
 
 
 def test_health_openapi_cors_and_unknown_paths(url):
+    # the store was just emptied, the flusher's heartbeat with it: the next beat is < 1 s away
+    deadline = time.monotonic() + 5
+    while (status := query(url, "/health")[0]) != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
     status, _, health = query(url, "/health")
-    assert status == 200 and health["store"] == "ok"
+    assert status == 200 and health["store"] == "ok" and health["problems"] == []
     assert health["buffer"]["status"] == "ok" and health["buffer"]["depth"] == 0
     assert health["cardinality"] == {"limit": 10_000, "capped_parents": {}}
     status, _, spec = query(url, "/openapi.json")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from bottle import Bottle, HTTPResponse, request
 from redis.exceptions import RedisError
 
-from hailwhale import __version__
+from hailwhale import __version__, idempotency
 from hailwhale.access import install_access
 from hailwhale.config import Config
 from hailwhale.ingest import read_events
@@ -51,9 +51,14 @@ def make_app(
 
     def count(buffered: bool) -> None:
         now = clock()
+        request_key = idempotency.request_key(request)
         events = read_events(request, periods=periods, limits=limits, now=now)
+        if not events:
+            return
         if buffered and buffer is not None:
-            buffer.push(events, now)
+            buffer.push(events, now, request_key)
+        elif request_key is not None:
+            store.count_once(events, request_key, config.idempotency_window)
         else:
             store.count(events)
 
@@ -120,7 +125,9 @@ def make_app(
 
     @app.get("/health")
     def health() -> HTTPResponse:
+        """200 only when counting works; 503 `degraded` or `error` with the problems."""
         answer: dict = {"status": "ok", "version": __version__, "periods": periods.names}
+        problems: list[str] = []
         try:
             store.redis.ping()
             answer["store"] = "ok"
@@ -128,12 +135,19 @@ def make_app(
         except RedisError:
             log.warning("health check: the store does not answer")
             answer.update(status="error", store="unreachable")
+            problems.append("the store does not answer: nothing can be counted")
         if buffer is not None:
             try:
-                answer["buffer"] = {"status": "ok", **buffer.stats(clock())}
+                stats, found = buffer.health(clock(), config.health_max_lag)
+                answer["buffer"] = {"status": "ok", **stats}
+                problems += found
             except RedisError:
                 log.warning("health check: the buffer does not answer")
                 answer.update(status="error", buffer={"status": "unreachable"})
+                problems.append("the buffer does not answer: /count cannot buffer events")
+        if problems and answer["status"] == "ok":
+            answer["status"] = "degraded"
+        answer["problems"] = problems
         return json_response(answer, 200 if answer["status"] == "ok" else 503)
 
     @app.get("/openapi.json")

@@ -137,8 +137,16 @@ class Store:
         self._group_count(events)
 
     def _count_now(self, events: list[Event]) -> None:
+        if events:
+            now = self.clock()
+            self.apply(self.rollup(events, now))
+
+    def count_once(self, events: Sequence[Event], request_key: str, window: int) -> bool:
+        """Count a request's events unless a request with the same idempotency key was
+        counted in the last `window` seconds; False when it was (nothing written)."""
         now = self.clock()
-        self.apply(self.rollup(events, now))
+        return self.apply_once(lambda: self.rollup(events, now),
+                               self.keys.idempotent(request_key), window)
 
     def rollup(self, events: Sequence[Event], now: float) -> Rollup:
         """The writes that count `events`, new children past the limit as `_other`."""
