@@ -166,6 +166,10 @@ class Flusher:
         return sum(self._finish(batch_id, self.buffer.items(batch_id), time.perf_counter())
                    for batch_id in self.buffer.in_flight(claimed_before))
 
+    def finish(self, batch_id: str) -> int:
+        """Apply (exactly once) and release the in-flight batch `batch_id`; its events."""
+        return self._finish(batch_id, self.buffer.items(batch_id), time.perf_counter())
+
     def run(self, interval: float = 1.0, trigger: int | None = None,
             stop: threading.Event | None = None) -> None:
         """Flush every `interval` seconds, or once `trigger` events wait, until `stop` is set.

@@ -165,7 +165,9 @@ def test_health_openapi_cors_and_unknown_paths(url):
     status, _, health = query(url, "/health")
     assert status == 200 and health["store"] == "ok" and health["problems"] == []
     assert health["buffer"]["status"] == "ok" and health["buffer"]["depth"] == 0
-    assert health["cardinality"] == {"limit": 10_000, "capped_parents": {}}
+    assert health["cardinality"] == {
+        "limits": {"children": 10_000, "pks": 10_000, "metric_names": 1000},
+        "capped_parents": {"children": 0, "pks": 0, "metric_names": 0}}
     status, _, spec = query(url, "/openapi.json")
     assert status == 200
     assert {"/count", "/count_now", "/count.gif", "/plotpoints", "/totals", "/dimensions",

@@ -131,7 +131,7 @@ def make_app(
         try:
             store.redis.ping()
             answer["store"] = "ok"
-            answer["cardinality"] = store.guard.report()
+            answer["cardinality"] = store.guard.report(clock())
         except RedisError:
             log.warning("health check: the store does not answer")
             answer.update(status="error", store="unreachable")

@@ -2,8 +2,10 @@
 
 It describes what the server answers, errors included, so that a tool
 (tests/test_schemathesis.py runs schemathesis) can check every response against
-it. The keys (hailwhale/access.py) appear as security requirements only on the
-routes they guard, and only when they are configured.
+it. Every endpoint refuses a parameter it does not know, so each lists exactly
+the parameters it takes. The keys (hailwhale/access.py) appear as security
+requirements only on the routes they guard, and only when they are configured
+(then the `key` parameter is the `query` security scheme, not a parameter).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from hailwhale import __version__
 from hailwhale.access import KEY_HEADER, KEY_PARAM, READ, ROUTES, WRITE
 from hailwhale.config import Config
+from whale.pages import EMBED_PARAMS
 
 _JSON = "application/json"
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
@@ -44,21 +47,39 @@ def _ok(description: str, media: str = _JSON, schema: dict | None = None) -> dic
             "content": {media: {"schema": schema if schema is not None else {"type": "string"}}}}
 
 
-def _param(name: str, description: str, schema: dict | None = None) -> dict:
+def _param(name: str, description: str, schema: dict | None = None, **extra: object) -> dict:
     return {
         "name": name,
         "in": "query",
         "required": False,
         "description": description,
         "schema": schema or {"type": "string"},
+        **extra,
     }
 
 
+# Every endpoint takes these two (hailwhale/access.py reads the key).
+_ALWAYS = [
+    _param("_", "Ignored: a cache-buster"),
+    _param(KEY_PARAM, "The access key, when the server has one (else ignored)"),
+]
+# 1 to 200 printable ASCII characters (hailwhale/idempotency.py).
+_IDEMPOTENCY_KEY = {"type": "string", "minLength": 1, "maxLength": 200,
+                    "pattern": "^[\\x20-\\x7e]{1,200}$"}
 _EVENT_PARAMS = [
-    _param("pk", "Category: a string or a JSON list path (alias: category)"),
-    _param("dimensions", "A name, a JSON list path or a JSON object tree (alias: dimension)"),
+    _param("pk", "Category: a string or a JSON list path"),
+    _param("category", "Alias of pk"),
+    _param("dimensions", "A name, a JSON list path or a JSON object tree"),
+    _param("dimension", "Alias of dimensions"),
     _param("metrics", 'A name, a JSON list of names, or a JSON object like {"dollars": 5}'),
+    _param("metric", "Alias of metrics"),
     _param("at", "Epoch seconds or ISO 8601 (UTC when no zone); default now"),
+    _param("idempotency_key", "Names the request, so that a retry counts once (for beacons, "
+                              "which cannot send the Idempotency-Key header)", _IDEMPOTENCY_KEY),
+    {"name": "Idempotency-Key", "in": "header", "required": False,
+     "description": "Names the request: requests with the same key within the idempotency "
+                    "window count once", "schema": _IDEMPOTENCY_KEY},
+    *_ALWAYS,
 ]
 
 
@@ -69,20 +90,27 @@ def _or_empty(schema: dict) -> dict:
 
 def _query_params(config: Config, every_period: bool = False) -> list[dict]:
     period = "A configured period" + (" (default: every one)" if every_period else "")
+    limits = config.limits
     return [
         _param("pk", "Category path"),
-        _param("dimensions", "The parent dimension path (alias: dimension)"),
-        _param("metrics", "A name, a formula (dollars/hits) or a JSON list of them "
-                          "(alias: metric)"),
+        _param("category", "Alias of pk"),
+        _param("dimensions", "The parent dimension path"),
+        _param("dimension", "Alias of dimensions"),
+        _param("metrics", "A name, a formula (dollars/hits) or a JSON list of them, at most "
+                          f"{limits.query_metrics}"),
+        _param("metric", "Alias of metrics"),
         _param("period", period + "; empty: the default",
                {"type": "string", "enum": [*config.periods.names, ""]}),
         _param("depth", "0 = the dimension alone, 1 = plus children, 2 = grandchildren",
                _or_empty({"type": "integer", "minimum": 0, "maximum": 3})),
         _param("threshold", "Show a child when its total is at least this share of its "
                             "parent's", _or_empty({"type": "number", "minimum": 0})),
-        _param("limit", "Children per parent at most (0 = no limit)",
-               _or_empty({"type": "integer", "minimum": 0})),
+        _param("limit", f"Children per parent at most (0 = the most, {limits.query_limit})",
+               _or_empty({"type": "integer", "minimum": 0, "maximum": limits.query_limit})),
         _param("sort", "The metric that ranks children"),
+        _param("tzoffset", "Ignored (the original plugin sent it): buckets are UTC",
+               deprecated=True),
+        *_ALWAYS,
     ]
 
 
@@ -118,7 +146,9 @@ def _query(config: Config, summary: str, schema: dict, every_period: bool = Fals
     return {"get": {
         "summary": summary,
         "parameters": _query_params(config, every_period),
-        "responses": {"200": _ok(summary, schema=schema), "400": _BAD, "503": _UNAVAILABLE},
+        "responses": {"200": _ok(summary, schema=schema), "400": _BAD,
+                      "503": _error("The store is unavailable, or the query ran past "
+                                    "HAILWHALE_QUERY_TIMEOUT and was stopped")},
     }}
 
 
@@ -175,12 +205,15 @@ _BUFFER_STATS = {
     "last_flush": _LAST_FLUSH,
     "dead_letters": {"type": "integer", "minimum": 0},
 }
-_STATUS = {"type": "string", "enum": ["ok", "error"]}
+_STATUS = {"type": "string", "enum": ["ok", "degraded", "error"]}
+_PROBLEMS = {"type": "array", "items": {"type": "string"},
+             "description": "What keeps counting from working, one sentence each"}
 _WHALE_HEALTH = {
     "type": "object",
     "required": ["status", "version", "periods", "store"],
     "properties": {
         "status": _STATUS,
+        "problems": _PROBLEMS,
         "version": {"type": "string"},
         "periods": {"type": "array", "items": {"type": "string"}},
         "store": {"type": "string", "enum": ["ok", "unreachable"]},
@@ -205,7 +238,7 @@ _HAIL_HEALTH = {
     "type": "object",
     "required": ["status", "buffer"],
     "properties": {"status": _STATUS, "buffer": {"type": "string", "enum": ["ok", "unreachable"]},
-                   "version": {"type": "string"}, **_BUFFER_STATS},
+                   "problems": _PROBLEMS, "version": {"type": "string"}, **_BUFFER_STATS},
 }
 
 
@@ -213,7 +246,8 @@ def _health(schema: dict) -> dict:
     return {"get": {
         "summary": "Store reachable, buffer depth, last flush",
         "responses": {"200": _ok("Healthy", schema=schema),
-                      "503": _ok("Something it needs does not answer", schema=schema)},
+                      "503": _ok("Counting does not work (the problems say why)",
+                                 schema=schema)},
     }}
 
 
@@ -249,17 +283,16 @@ def _whale_paths(config: Config) -> dict:
         "/dimensions": _query(config, "Children of a dimension with their totals", _DIMENSIONS),
         "/meta": {"get": {
             "summary": "What the dashboard offers: pks seen lately, the pk's metrics, periods",
-            "parameters": [_param("pk", "Category path whose metrics to list")],
+            "parameters": [_param("pk", "Category path whose metrics to list"), *_ALWAYS],
             "responses": {"200": _ok("Choices", schema=_META), "400": _BAD,
                           "503": _UNAVAILABLE},
         }},
         "/graph.js": {"get": {
             "summary": "A script that embeds a live graph where its tag stands",
-            "parameters": [_param(name, "A jQuery plugin option (README)") for name in
-                           ("pk", "dimension", "metric", "period", "depth", "threshold",
-                            "limit", "sort", "title", "live", "area", "legend", "interval",
-                            "height")],
-            "responses": {"200": _ok("The embedding script", "application/javascript")},
+            "parameters": [*(_param(name, "A jQuery plugin option (README)")
+                             for name in sorted(EMBED_PARAMS - {KEY_PARAM})), *_ALWAYS],
+            "responses": {"200": _ok("The embedding script", "application/javascript"),
+                          "400": _BAD},
         }},
         "/": {"get": {"summary": "The dashboard",
                       "responses": {"200": _ok("The dashboard page", "text/html")}}},
@@ -297,6 +330,8 @@ def _secure(paths: dict, config: Config) -> None:
         if not keys.get(ROUTES.get(path)):
             continue
         for operation in operations.values():
+            operation["parameters"] = [p for p in operation.get("parameters", [])
+                                       if (p["name"], p["in"]) != (KEY_PARAM, "query")]
             operation["security"] = [{name: []} for name in _SCHEMES]
             operation["responses"] = {**operation["responses"], "401": _NO_KEY,
                                       "403": _WRONG_KEY}

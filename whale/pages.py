@@ -3,6 +3,11 @@
 Everything here is plain files from `static/` (no build step) plus two small
 JSON/JS answers. CORS headers come from make_app's after_request hook, so the
 plugin, the vendored libraries and `/graph.js` load from any origin.
+
+Nothing here is built from what a client can forge: `/graph.js` does not name
+the server it came from (Host and X-Forwarded-* are the client's to say, and a
+proxy in front may pass them on); the script finds its base URL in the browser,
+from the URL it was loaded from (`document.currentScript.src`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from hailwhale.config import Config
 from hailwhale.events import parse_path
 from hailwhale.resources import static_dir
 from hailwhale.web import handle_errors, json_response
+from whale.queries import check_params
 from whale.store import Store
 
 # /graph.js query parameter -> plugin option; the plugin and /plotpoints
@@ -28,6 +34,10 @@ _EMBED_NUMBER = {
     "height": "height",
 }
 _EMBED_FLAG = {"live": "autoupdate", "autoupdate": "autoupdate", "area": "area", "legend": "legend"}
+EMBED_PARAMS = frozenset(_EMBED_TEXT) | frozenset(_EMBED_NUMBER) | frozenset(_EMBED_FLAG)
+_EMBED_SAME = {"category": "pk", "dimensions": "dimension", "metrics": "metric",
+               "autoupdate": "live"}
+_META_PARAMS = frozenset({"pk"})
 _FALSE = {"0", "false", "no", "off"}
 _PLACEHOLDER = "__HAILWHALE_EMBED__"
 # Our own files revalidate every time (304 when unchanged), so an upgrade shows at once.
@@ -44,7 +54,7 @@ def script_json(data: object) -> str:
 
 
 def embed_options(query: dict[str, str]) -> dict[str, object]:
-    """Plugin options from `/graph.js` query parameters (unknown ones are ignored)."""
+    """Plugin options from `/graph.js` query parameters (checked by `check_params`)."""
     options: dict[str, object] = {}
     for name, value in query.items():
         if name in _EMBED_TEXT and value != "":
@@ -79,13 +89,10 @@ def add_pages(app: Bottle, config: Config, store: Store | None = None) -> None:
         return static(path)
 
     @app.get("/graph.js")
+    @handle_errors
     def graph_js() -> HTTPResponse:
-        scheme, netloc = request.urlparts[:2]
-        served_from = f"{scheme}://{netloc}{request.script_name.rstrip('/')}"
-        embed = {
-            "base": served_from,
-            "options": embed_options(dict(request.query.decode().allitems())),
-        }
+        given = check_params(request.query.decode().allitems(), EMBED_PARAMS, _EMBED_SAME)
+        embed = {"options": embed_options(given)}
         body = embed_template.replace(_PLACEHOLDER, script_json(embed))
         return HTTPResponse(body, 200, headers={
             "Content-Type": "application/javascript; charset=utf-8", **_REVALIDATE,
@@ -98,7 +105,8 @@ def add_pages(app: Bottle, config: Config, store: Store | None = None) -> None:
     @handle_errors
     def meta() -> HTTPResponse:
         """What the dashboard offers: pks seen lately, the pk's metrics, the periods."""
-        pk = parse_path(request.query.decode().get("pk"), "pk", config.limits)
+        given = check_params(request.query.decode().allitems(), _META_PARAMS)
+        pk = parse_path(given.get("pk"), "pk", config.limits)
         since = store.clock() - config.periods.longest
         return json_response({
             "pks": sorted(store.pks(since)),

@@ -4,12 +4,23 @@
 path, then (per `depth`) the children active in the window whose absolute
 window total of the sort metric is at least `threshold` of their immediate
 parent's, at most `limit` per parent, largest first, ties by name.
+
+Bounded by design: a query names at most `Limits.query_metrics` metrics or
+formulas, shows at most `Limits.query_limit` children per parent (`limit=0`, and
+/dimensions without a limit, mean that many) and answers at most
+`Limits.answer_points` points (dimensions x metrics x buckets, the periods of
+/totals together); past these, a 400 that says the bound. Past its `timeout` a
+query stops with a 503. Server workers are gevent greenlets, which no timer can
+interrupt in the middle of Python code, so the deadline is checked between Redis
+round trips, each of a bounded number of keys, and between the series computed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import difflib
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from hailwhale.config import Limits
 from hailwhale.events import decode_value, parse_path
@@ -21,6 +32,48 @@ from whale.rollup import SUM, UNIQUE
 from whale.store import Number, Series, Store
 
 MAX_DEPTH = 3
+# What /plotpoints, /totals and /dimensions take; `tzoffset` (the original plugin's)
+# is accepted and ignored: windows are UTC buckets, the plugin shows local time.
+QUERY_PARAMS = frozenset({
+    "pk", "category", "dimensions", "dimension", "metrics", "metric", "period", "depth",
+    "threshold", "limit", "sort", "tzoffset",
+})
+# Taken by every endpoint, even repeated (a proxy may add its own): `_`, a cache-buster
+# (jQuery's cache: false), and the access key, which hailwhale/access.py reads.
+ALWAYS_ACCEPTED = frozenset({"_", "key"})
+# Aliases: one parameter with two spellings, so giving both is giving it twice.
+SAME_PARAM = {"category": "pk", "dimension": "dimensions", "metric": "metrics"}
+# Keys per Redis round trip: a series chunk holds at most a few thousand buckets and
+# a children set at most Limits.children members, so every reply stays small and the
+# deadline is checked often.
+_KEYS_PER_READ = 1000
+_PARENTS_PER_READ = 10
+_TOTALS_PER_CHECK = 500
+
+
+class QueryTimeout(InvalidInput):
+    """A query that ran past its time: a 503, and the worker is free again."""
+
+    status = 503
+
+    def __init__(self, seconds: float):
+        super().__init__(None, f"the query ran over the {seconds:g} s limit "
+                               "(HAILWHALE_QUERY_TIMEOUT) and was stopped; ask for less: "
+                               "fewer metrics, a smaller limit or depth, a coarser period")
+
+
+class Deadline:
+    """When a query must stop: `seconds` after it was made (None: never)."""
+
+    def __init__(self, seconds: float | None, clock: Callable[[], float] = time.monotonic):
+        self.seconds = seconds
+        self.clock = clock
+        self.at = None if seconds is None else clock() + seconds
+
+    def check(self) -> None:
+        """Raise QueryTimeout once the time is up."""
+        if self.at is not None and self.clock() > self.at:
+            raise QueryTimeout(self.seconds or 0)
 
 
 @dataclass(frozen=True)
@@ -33,7 +86,41 @@ class Query:
     sort: Formula
     depth: int = 0
     threshold: float | None = 0.1
-    limit: int | None = 10
+    limit: int = 10
+    max_points: int = Limits.answer_points
+    deadline: Deadline = field(default_factory=lambda: Deadline(None), compare=False)
+
+
+def _shown(name: str) -> str:
+    """A parameter name for an error: a client's 1 MiB name is not echoed back whole."""
+    return name if len(name) <= 100 else name[:100] + "..."
+
+
+def check_params(
+    items: Iterable[tuple[str, str]], known: Collection[str],
+    aliases: Mapping[str, str] = SAME_PARAM,
+) -> dict[str, str]:
+    """`items`, (name, value) pairs as sent, as a dict; a name not `known` or given twice
+    (an alias counts as its parameter) is a 400 naming it. `_` and `key` always pass."""
+    given: dict[str, str] = {}  # parameter -> the spelling that gave it
+    params: dict[str, str] = {}
+    for name, value in items:
+        if name in ALWAYS_ACCEPTED:
+            params[name] = value
+            continue
+        if name not in known:
+            close = difflib.get_close_matches(name[:100], sorted(known), n=1, cutoff=0.75)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise InvalidQuery(_shown(name), f"unknown parameter {_shown(name)!r}{hint}; "
+                                             f"this endpoint takes {', '.join(sorted(known))}")
+        same = aliases.get(name, name)
+        if same in given:
+            first = given[same]
+            twice = "is given twice" if first == name else f"and {first!r} are one parameter"
+            raise InvalidQuery(name, f"{name!r} {twice}: give it once")
+        given[same] = name
+        params[name] = value
+    return params
 
 
 def _param(params: Mapping[str, object], name: str, alias: str | None = None) -> object:
@@ -43,21 +130,22 @@ def _param(params: Mapping[str, object], name: str, alias: str | None = None) ->
     return None if value == "" else value
 
 
-def _number(params: Mapping[str, object], name: str, default, kind=float, low=0, high=None):
+def _number(params: Mapping[str, object], name: str, default, kind=float, low=0, high=None,
+            note: str = ""):
     raw = params.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = kind(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidQuery(name, f"{name} must be a {kind.__name__}, not {raw!r}") from None
     if value != value or value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        bounds = f"between {low} and {high}{note}" if high is not None else f"at least {low}"
         raise InvalidQuery(name, f"{name} must be {bounds}, not {raw!r}")
     return value
 
 
-def _metric_texts(value: object) -> list[str]:
+def _metric_texts(value: object, limits: Limits) -> list[str]:
     if value is None:
         return ["hits"]
     decoded = decode_value(value, "metrics") if isinstance(value, str) else value
@@ -65,30 +153,39 @@ def _metric_texts(value: object) -> list[str]:
         decoded = [decoded]
     if not isinstance(decoded, list) or not decoded:
         raise InvalidQuery("metrics", "metrics must be a name, a formula or a JSON list of them")
+    if len(decoded) > limits.query_metrics:
+        raise InvalidQuery("metrics", f"a query takes at most {limits.query_metrics} metrics "
+                                      f"or formulas, not {len(decoded)}")
     if not all(isinstance(item, str) for item in decoded):
         raise InvalidQuery("metrics", "every metric must be a string (a name or a formula)")
     return decoded
 
 
 def parse_query(
-    params: Mapping[str, object], limits: Limits, *, threshold: float | None = 0.1,
-    limit: int | None = 10,
+    params: Mapping[str, object], limits: Limits, timeout: float | None = None, *,
+    threshold: float | None = 0.1, limit: int | None = 10,
 ) -> Query:
-    """A Query from request parameters; `threshold`/`limit` are the defaults to use."""
+    """A Query from request parameters (checked by `check_params` first, for a request).
+
+    `threshold` and `limit` are the defaults (a `limit` of None or 0: the most,
+    `limits.query_limit`); the query's deadline is `timeout` seconds from now.
+    """
+    deadline = Deadline(timeout)
     try:
         pk = parse_path(_param(params, "pk", "category"), "pk", limits)
         path = parse_path(_param(params, "dimensions", "dimension"), "dimensions", limits)
     except InvalidInput as error:
         raise InvalidQuery(error.param, error.message) from None
     options = dict(max_length=limits.formula_length, max_depth=limits.formula_depth)
-    metrics = tuple(
-        parse_metric(text, **options) for text in _metric_texts(_param(params, "metrics", "metric"))
-    )
+    texts = _metric_texts(_param(params, "metrics", "metric"), limits)
+    metrics = tuple(parse_metric(text, **options) for text in texts)
     sort_text = _param(params, "sort")
     if sort_text is None:
         sort = metrics[0]
     else:
         sort = parse_metric(str(sort_text).lstrip("-"), param="sort", **options)
+    most = limits.query_limit
+    given_limit = _number(params, "limit", limit, int, 0, most, f" (0: {most})")
     return Query(
         pk=pk,
         path=path,
@@ -96,7 +193,9 @@ def parse_query(
         sort=sort,
         depth=_number(params, "depth", 0, int, 0, MAX_DEPTH),
         threshold=_number(params, "threshold", threshold),
-        limit=_number(params, "limit", limit, int),
+        limit=min(given_limit or most, most),
+        max_points=limits.answer_points,
+        deadline=deadline,
     )
 
 
@@ -107,6 +206,13 @@ def clean(value: float) -> Number:
     return value
 
 
+def _batches(items: Sequence, size: int, deadline: Deadline) -> Iterator[Sequence]:
+    """`items` `size` at a time, the deadline checked before each."""
+    for first in range(0, len(items), max(1, size)):
+        deadline.check()
+        yield items[first:first + size]
+
+
 class Reader:
     """Reads and memoizes the points and totals of one query's window."""
 
@@ -115,6 +221,7 @@ class Reader:
         self.query = query
         self.period = period
         self.window = period.window(now)
+        self.deadline = query.deadline
         self.kinds = store.metric_kinds(query.pk)
         self._points: dict[tuple[Path, str], list[Number]] = {}
         self._totals: dict[tuple[Path, str], Number] = {}
@@ -122,56 +229,70 @@ class Reader:
     def _series(self, path: Path, name: str) -> Series:
         return Series(self.query.pk, path, name, self.kinds.get(name, SUM))
 
+    def _read(self, wanted: list[tuple[Path, str]]) -> Iterator[tuple[tuple[Path, str], list]]:
+        """Per-bucket values of `wanted` (path, name) series, a bounded round trip at a time."""
+        interval, window = self.period.interval, self.window
+        # A sum series is a hash per chunk (a window spans two at most), a unique one
+        # a HyperLogLog per bucket.
+        for kind, keys_each in ((SUM, 2), (UNIQUE, len(window))):
+            mine = [item for item in wanted if self.kinds.get(item[1], SUM) == kind]
+            for batch in _batches(mine, _KEYS_PER_READ // keys_each, self.deadline):
+                series = [self._series(p, n) for p, n in batch]
+                yield from zip(batch, self.store.points(series, interval, window))
+
     def load(self, paths: Sequence[Path], names: Sequence[str]) -> None:
-        """Fetch, in one round trip each, what is not read yet."""
+        """Fetch the per-bucket points of `paths` x `names` not read yet."""
         wanted = [(p, n) for p in paths for n in names if (p, n) not in self._points]
-        if wanted:
-            interval = self.period.interval
-            series = [self._series(p, n) for p, n in wanted]
-            for key, values in zip(wanted, self.store.points(series, interval, self.window)):
-                self._points[key] = values
-        uniques = [
-            (p, n) for p in paths for n in names
-            if self.kinds.get(n) == UNIQUE and (p, n) not in self._totals
-        ]
-        if uniques:
-            series = [self._series(p, n) for p, n in uniques]
-            totals = self.store.unique_totals(series, self.period.interval, self.window)
-            self._totals.update(zip(uniques, totals))
+        for key, values in self._read(wanted):
+            self._points[key] = values
+            if self.kinds.get(key[1]) != UNIQUE:
+                self._totals[key] = sum(values)
+
+    def load_totals(self, paths: Sequence[Path], names: Sequence[str]) -> None:
+        """Fetch the window totals of `paths` x `names` not known yet (no points kept)."""
+        wanted = [(p, n) for p in paths for n in names if (p, n) not in self._totals]
+        sums = [item for item in wanted if self.kinds.get(item[1]) != UNIQUE]
+        for key, values in self._read(sums):
+            self._totals[key] = sum(values)
+        uniques = [item for item in wanted if self.kinds.get(item[1]) == UNIQUE]
+        interval, window = self.period.interval, self.window
+        for batch in _batches(uniques, _KEYS_PER_READ // len(window), self.deadline):
+            series = [self._series(p, n) for p, n in batch]
+            self._totals.update(zip(batch, self.store.unique_totals(series, interval, window)))
 
     def points(self, path: Path, formula: Formula) -> list[list[Number]]:
+        """`[[epoch_ms, value], ...]` of `formula` for `path`, one per bucket."""
         self.load([path], formula.names)
-        columns = [self._points[(path, name)] for name in formula.names]
-        if formula.text == formula.names[0]:  # a plain metric: its stored values as they are
-            return [[bucket * 1000, value] for bucket, value in zip(self.window, columns[0])]
-        out = []
-        for i, bucket in enumerate(self.window):
-            values = {name: column[i] for name, column in zip(formula.names, columns)}
-            out.append([bucket * 1000, clean(formula.evaluate(values))])
-        return out
+        stamps = [bucket * 1000 for bucket in self.window]
+        if formula.is_name:  # its stored values as they are
+            return [list(point) for point in zip(stamps, self._points[(path, formula.text)])]
+        columns = {name: self._points[(path, name)] for name in formula.names}
+        values = formula.evaluate_columns(columns, len(stamps))
+        return [[stamp, clean(value)] for stamp, value in zip(stamps, values)]
 
     def total(self, path: Path, formula: Formula) -> Number:
-        self.load([path], formula.names)
-        values = {}
-        for name in formula.names:
-            if (path, name) in self._totals:
-                values[name] = self._totals[(path, name)]
-            else:
-                values[name] = sum(self._points[(path, name)])
-        return clean(formula.evaluate(values))
+        """`formula` over the window totals of its parts for `path`."""
+        self.load_totals([path], formula.names)
+        return clean(formula.evaluate({name: self._totals[(path, name)]
+                                       for name in formula.names}))
 
     def children(self, parents: Sequence[Path]) -> list[list[Path]]:
+        """The children of each parent active in the window."""
         since = self.window[0]
-        found = self.store.children_of_many(self.query.pk, parents, since)
+        found: list[list[str]] = []
+        for batch in _batches(parents, _PARENTS_PER_READ, self.deadline):
+            found += self.store.children_of_many(self.query.pk, batch, since)
         return [[(*parent, name) for name in names] for parent, names in zip(parents, found)]
 
     def ranked(self, parent: Path, children: list[Path], threshold: float | None,
                limit: int | None) -> list[Path]:
         """Children ranked by |sort total| descending, ties by name, then cut."""
         sort = self.query.sort
-        self.load([parent, *children], sort.names)
+        self.load_totals([parent, *children], sort.names)
         floor = abs(self.total(parent, sort)) * threshold if threshold else None
-        scored = [(abs(self.total(child, sort)), child) for child in children]
+        scored = []
+        for batch in _batches(children, _TOTALS_PER_CHECK, self.deadline):
+            scored += [(abs(self.total(child, sort)), child) for child in batch]
         if floor is not None:
             scored = [item for item in scored if item[0] >= floor]
         scored.sort(key=lambda item: (-item[0], item[1][-1]))
@@ -200,6 +321,20 @@ class Reader:
         walk(query.path)
         return ordered
 
+    def spend(self, paths: Sequence[Path], spent: int = 0) -> int:
+        """`spent` plus the points `paths` make; past the query's bound, a 400 saying it."""
+        query = self.query
+        points = spent + len(paths) * len(query.metrics) * len(self.window)
+        if points > query.max_points:
+            raise InvalidQuery(
+                "limit" if len(paths) > 1 else "metrics",
+                f"the answer would hold {points:,} points ({len(paths)} dimensions x "
+                f"{len(query.metrics)} metrics x {len(self.window)} buckets"
+                f"{', with the periods before' if spent else ''}), over the bound of "
+                f"{query.max_points:,} per answer: ask for fewer metrics, a smaller limit or "
+                "depth, or a period with fewer buckets")
+        return points
+
 
 def _all_names(query: Query) -> list[str]:
     return list(dict.fromkeys(name for f in query.metrics for name in f.names))
@@ -209,19 +344,24 @@ def plotpoints(store: Store, query: Query, period: Period, now: float) -> dict:
     """`{dim_key: {metric: [[epoch_ms, value], ...]}}` for the query's window."""
     reader = Reader(store, query, period, now)
     paths = reader.selection()
+    reader.spend(paths)
     reader.load(paths, _all_names(query))
-    return {
-        dim_key(path): {f.text: reader.points(path, f) for f in query.metrics} for path in paths
-    }
+    out = {}
+    for path in paths:
+        reader.deadline.check()
+        out[dim_key(path)] = {f.text: reader.points(path, f) for f in query.metrics}
+    return out
 
 
 def totals(store: Store, query: Query, periods: Sequence[Period], now: float) -> dict:
     """`{period: {dim_key: {metric: total}}}`, each over the same window as plotpoints."""
     out = {}
+    spent = 0
     for period in periods:
         reader = Reader(store, query, period, now)
         paths = reader.selection()
-        reader.load(paths, _all_names(query))
+        spent = reader.spend(paths, spent)
+        reader.load_totals(paths, _all_names(query))
         out[period.name] = {
             dim_key(path): {f.text: reader.total(path, f) for f in query.metrics}
             for path in paths
@@ -234,7 +374,8 @@ def dimensions(store: Store, query: Query, period: Period, now: float) -> dict:
     reader = Reader(store, query, period, now)
     [children] = reader.children([query.path])
     shown = reader.ranked(query.path, children, query.threshold, query.limit)
-    reader.load(shown, _all_names(query))
+    reader.spend(shown)
+    reader.load_totals(shown, _all_names(query))
     return {
         "period": period.name,
         "parent": dim_key(query.path),

@@ -51,7 +51,7 @@ from hailwhale.keys import KeySpace, Path
 from hailwhale.periods import Periods
 from whale.guard import CardinalityGuard
 from whale.rollup import SUM, UNIQUE, Roller, Rollup, chunk_of
-from whale.writes import Piece, piece_bytes, pieces
+from whale.writes import MAX_ARGS, MAX_BYTES, Piece, piece_bytes, pieces
 
 Number = int | float
 
@@ -113,17 +113,21 @@ class Store:
         keys: KeySpace | None = None,
         clock: Callable[[], float] = time.time,
         children_limit: int = Limits().children,
+        pks_limit: int = Limits().pks,
+        metrics_limit: int = Limits().metric_names,
     ):
         self.redis = redis
         self.periods = periods
         self.keys = keys or KeySpace()
         self.clock = clock
         self.roller = Roller(self.keys, periods)
-        self.guard = CardinalityGuard(redis, self.keys, children_limit, periods.longest)
+        self.guard = CardinalityGuard(redis, self.keys, children_limit, periods.longest,
+                                      pks_limit=pks_limit, metrics_limit=metrics_limit)
         self.cluster = is_cluster(redis)
         self._script = redis.register_script(_SCRIPT)
         self._expiry_sent: dict[str, int] = {}
         self._expiries_pending: dict[str, int] = {}
+        self.piece_args, self.piece_bytes = MAX_ARGS, MAX_BYTES  # per script call
         self._group_count = GroupCommit(self._count_now)
 
     # -- writing -----------------------------------------------------------
@@ -220,7 +224,8 @@ class Store:
 
     def _pieces(self, rollup: Rollup) -> list[Piece]:
         sent = self._expiry_sent
-        calls = pieces(rollup, self.cluster, lambda key, at: sent.get(key, 0) >= at)
+        calls = pieces(rollup, self.cluster, lambda key, at: sent.get(key, 0) >= at,
+                       self.piece_args, self.piece_bytes)
         self._expiries_pending = rollup.expiries
         return calls
 

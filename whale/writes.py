@@ -52,7 +52,7 @@ class _Piece:
         self.sections: dict[str, list[str]] = {command: [] for command, _ in SECTIONS}
         self.pfadd: list[tuple[str, list[str]]] = []
         self.size = 0
-        self.count = 0
+        self.count = 16  # the script's own arguments and the section headers
 
     def add(self, key: str, ops: _KeyOps) -> None:
         for command, arity in SECTIONS:
@@ -103,17 +103,17 @@ def pieces(rollup: Rollup, cluster: bool, expiry_sent: Callable[[str, int], bool
         spelled = _spell(total(amount))
         ops.incr += (str(bucket), spelled)
         ops.size += len(spelled) + 12
-        ops.count += 2
+        ops.count += 3  # a key and two arguments
     for (key, member), at in rollup.last_seen.items():
         ops = ops_of(key)
         ops.zadd += ("GT", repr(at), member)
         ops.size += len(member.encode()) + _NUMBER_BYTES
-        ops.count += 3
+        ops.count += 4
     for (key, metric), kind in rollup.kinds.items():
         ops = ops_of(key)
         ops.hsetnx += (metric, kind)
         ops.size += len(metric) + len(kind)
-        ops.count += 2
+        ops.count += 3
     for key, idents in rollup.uniques.items():
         ordered = sorted(idents)
         ops = ops_of(key)
@@ -121,22 +121,21 @@ def pieces(rollup: Rollup, cluster: bool, expiry_sent: Callable[[str, int], bool
             chunk = ordered[first:first + IDS_PER_OP]
             ops.pfadd.append(chunk)
             ops.size += sum(len(ident.encode()) for ident in chunk)
-            ops.count += len(chunk) + 3
+            ops.count += len(chunk) + 4
     for key, at in rollup.expiries.items():
         if key in by_key and not expiry_sent(key, at):
             ops = by_key[key]
             ops.expire.append(str(at))
             ops.size += _NUMBER_BYTES
-            ops.count += 1
+            ops.count += 2
 
     open_pieces: dict[int, _Piece] = {}
     done: list[Piece] = []
     for key, ops in by_key.items():
         slot = key_slot(key) if cluster else 0
         ops.size += len(key.encode()) * (1 + len(ops.incr) // 2 + len(ops.zadd) // 3)
-        ops.count += 1
         piece = open_pieces.get(slot)
-        if piece is not None and piece.count and (
+        if piece is not None and piece.size and (
                 piece.count + ops.count > max_args or piece.size + ops.size > max_bytes):
             done.append(piece.encode(slot))
             piece = None

@@ -14,8 +14,10 @@ from whale.store import Store
 
 def store_for(config: Config, redis_url: str) -> Store:
     """The counting store at `redis_url`, with the configured periods, prefix and limits."""
+    limits = config.limits
     return Store(client(redis_url), config.periods, KeySpace(config.key_prefix),
-                 children_limit=config.limits.children)
+                 children_limit=limits.children, pks_limit=limits.pks,
+                 metrics_limit=limits.metric_names)
 
 
 def whale_app(config: Config, redis_url: str, buffer_url: str | None = None) -> Bottle:

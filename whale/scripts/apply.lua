@@ -25,25 +25,24 @@ if mode == 'write' then
 end
 
 local wanted = {HINCRBYFLOAT = 'hash', HSETNX = 'hash', ZADD = 'zset'}
-local checked = {}
+local exists = {}  -- key -> whether it held anything before this script
 local function problem(command, key, i)
-  if not checked[key] then
+  if exists[key] == nil then
+    local found = redis.call('TYPE', key)['ok']
     local want = wanted[command]
-    if want then
-      local found = redis.call('TYPE', key)['ok']
-      if found ~= 'none' and found ~= want then
-        return key .. ' is a ' .. found .. ', not a ' .. want
-      end
-    elseif command == 'PFADD' then
-      -- refused by anything but a HyperLogLog (or no key), and writes nothing
+    if want and found ~= 'none' and found ~= want then
+      return key .. ' is a ' .. found .. ', not a ' .. want
+    end
+    if command == 'PFADD' and found ~= 'none' then
+      -- refused by anything but a HyperLogLog, and writes nothing
       local answer = redis.pcall('PFCOUNT', key)
       if type(answer) == 'table' and answer['err'] then
         return key .. ' is not a HyperLogLog'
       end
     end
-    checked[key] = true
+    exists[key] = found ~= 'none'
   end
-  if command == 'HINCRBYFLOAT' then
+  if command == 'HINCRBYFLOAT' and exists[key] then
     local stored = redis.call('HGET', key, ARGV[i])
     if stored then
       local sum = tonumber(stored)

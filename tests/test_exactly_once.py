@@ -1,0 +1,349 @@
+"""Counting never stops and never doubles: exact sums, all-or-nothing applies, bounded calls,
+poison batches set aside, idempotency keys, chunks that survive a period change.
+
+On real redis-servers (the session's, or one a test starts); the HTTP cases run the apps.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import time
+from fractions import Fraction
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hail.app import make_hail_app
+from hail.buffer import Buffer
+from hail.flusher import Flusher
+from hailwhale.config import Config, Limits
+from hailwhale.events import MAX_VALUE, parse_batch
+from hailwhale.exceptions import InvalidEvent, PoisonWrite
+from hailwhale.keys import KeySpace
+from hailwhale.periods import Periods
+from tests.hail_helpers import BUFFER_KEYS, PERIODS, dump, make_store, random_events
+from tests.servers import HAILWHALE, command_env
+from tests.test_access import call
+from whale.app import make_app
+from whale.store import Series
+
+HOUR = 3600
+
+
+@pytest.fixture
+def now() -> float:
+    return (time.time() // 15) * 15 + 7.5  # mid-bucket
+
+
+def events_of(batch: list[dict], now: float) -> list:
+    return parse_batch(batch, periods=PERIODS, limits=Limits(), now=now)
+
+
+def total(store, metric: str, now: float, pk=(), path=()) -> object:
+    """The window total of one sum series in the 15 s period, as a client reads it."""
+    period = store.periods.find(None)
+    return sum_points(store.points([Series(pk, path, metric)], period.interval,
+                                   period.window(now))[0])
+
+
+def sum_points(points: list) -> object:
+    if all(type(p) is int for p in points):
+        return sum(points)
+    return float(sum(map(Fraction, points)))
+
+
+def flushed(redis_client, prefix: str, events: list, now: float, batch_size: int = 5000):
+    """`events` pushed as one request and counted by a flusher; the store it counted into."""
+    store = make_store(redis_client, prefix, now)
+    buffer = Buffer(redis_client, KeySpace(prefix + "buf"))
+    buffer.push(events, now)
+    assert Flusher(buffer, store, batch_size=batch_size).flush_all() == len(events)
+    return store
+
+
+def direct(redis_client, prefix: str, events: list, now: float):
+    store = make_store(redis_client, prefix, now)
+    store.count(events)
+    return store
+
+
+# -- 1. values ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", [MAX_VALUE + 1, -MAX_VALUE - 1, 1.7e308, -1e300, 2.0**60])
+def test_values_past_2_53_are_refused(value, now):
+    with pytest.raises(InvalidEvent) as error:
+        events_of([{"metrics": {"x": value}}], now)
+    assert error.value.param == "metrics" and "2**53" in error.value.message
+
+
+def test_the_first_poison_request_is_now_a_400_and_counting_goes_on(redis_client, now):
+    """The batch whose sum was inf: answered OK, it stopped all counting. Now a 400."""
+    store = make_store(redis_client, "hw", now)
+    buffer = Buffer(redis_client, BUFFER_KEYS)
+    app = make_app(store, Config(), buffer=buffer, flusher=Flusher(buffer, store),
+                   clock=lambda: now)
+    poison = json.dumps([{"pk": "victim", "metrics": {"n": 1}},
+                         {"pk": "evil", "metrics": {"x": 1.7e308}},
+                         {"pk": "evil", "metrics": {"x": 1.7e308}}]).encode()
+    for path in ("/count", "/count_now"):
+        status, _, body = call(app, path, body=poison, method="POST",
+                               headers={"Content-Type": "application/json"})
+        assert (status, json.loads(body)["param"]) == (400, "metrics")
+    assert buffer.depth() == 0 and redis_client.keys("hw:{victim*") == []
+    assert call(app, "/count", {"pk": "victim", "metrics": '{"n": 1}'})[0] == 200
+    assert json.loads(call(app, "/flush_hail", method="POST")[2]) == {"flushed": 1}
+    assert total(store, "n", now, pk=("victim",)) == 1
+
+
+@pytest.mark.parametrize("amounts, expected", [
+    ([0.1] * 1000, 100),
+    ([9e15, 1.5, -9e15], 1.5),  # summed naively: 2
+    ([MAX_VALUE] * 3, 3 * MAX_VALUE),
+    ([0.5, 0.25, 2, 0.25], 3),
+])
+def test_every_path_sums_exactly_and_integral_totals_are_ints(redis_client, now, amounts,
+                                                                expected):
+    events = events_of([{"metrics": {"x": a}} for a in amounts], now)
+    for store in (flushed(redis_client, "viaflush", events, now),
+                  direct(redis_client, "direct", events, now)):
+        got = total(store, "x", now)
+        assert got == expected and type(got) is type(expected)
+
+
+_dyadic = st.integers(-2**40, 2**40).map(lambda k: k / 1024)  # exact in 17 decimals
+_amount = st.one_of(st.integers(-MAX_VALUE, MAX_VALUE), _dyadic,
+                    st.sampled_from([MAX_VALUE, -MAX_VALUE, 0.1, 1e-3, 2.0**52 + 0.5]))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(st.tuples(st.sampled_from(["a", "b", "_"]), _amount), min_size=1,
+                      max_size=300))
+def test_both_paths_give_the_exact_model(redis_client, now, batch):
+    """Random batches at the limits: flushed and direct totals are the exact sum, rounded once."""
+    redis_client.flushall()
+    events = events_of([{"dimensions": d, "metrics": {"x": a}} for d, a in batch], now)
+    model: dict[tuple, list] = {}
+    for dimension, amount in batch:
+        for path in {(), () if dimension == "_" else (dimension,)}:
+            model.setdefault(path, []).append(amount)
+    for store in (flushed(redis_client, "viaflush", events, now),
+                  direct(redis_client, "direct", events, now)):
+        for path, amounts in model.items():
+            exact = sum(map(Fraction, amounts))
+            if all(type(a) is int for a in amounts):
+                want = int(exact)
+            else:
+                want = float(exact)
+                want = int(want) if want.is_integer() and abs(want) <= MAX_VALUE else want
+            got = total(store, "x", now, path=path)
+            assert got == want, (path, amounts)
+
+
+# -- 2. all or nothing, 4. poison aside -------------------------------------------------
+
+def _plant_in_the_middle(redis_client, store, events, now) -> bytes:
+    """A key of the wrong type where one op in the middle of the batch's writes goes."""
+    rollup = store.rollup(events, now)
+    keys = sorted({key for key, _ in rollup.sums})
+    planted = keys[len(keys) // 2]
+    redis_client.set(planted, "not a hash")
+    return planted.encode()
+
+
+@pytest.mark.parametrize("piece_args", [None, 200])  # one call, or many pieces
+def test_a_poison_batch_goes_aside_whole_and_a_retry_counts_it_once(redis_client, now,
+                                                                      piece_args):
+    events = random_events(random.Random(3), 120, now)
+    store = make_store(redis_client, "buffered", now)
+    if piece_args:
+        store.piece_args = piece_args
+        assert len(store._pieces(store.rollup(events, now))) > 5
+    planted = _plant_in_the_middle(redis_client, store, events, now)
+    buffer = Buffer(redis_client, BUFFER_KEYS)
+    buffer.push(events, now)
+    later = random_events(random.Random(4), 30, now)
+    flusher = Flusher(buffer, store, batch_size=120)
+    assert flusher.flush_once() == 0  # set aside, not retried
+    assert [k for k in redis_client.keys("buffered:*") if b"applied" not in k] == [planted]
+    [letter] = buffer.dead_letters()
+    assert letter["batch"] and letter["events"] == 120 and "HWPOISON" in letter["reason"]
+    assert "not a hash" not in letter["reason"] or planted.decode() in letter["reason"]
+    buffer.push(later, now)
+    assert flusher.flush_all() == 30  # flushing goes on at once
+    stats, problems = buffer.health(now, 60)
+    assert stats["dead_letters"] == 1 and problems[-1].startswith("1 dead letters wait")
+
+    redis_client.delete(planted)  # the fix
+    assert buffer.revive(letter["id"])
+    assert flusher.flush_all() == 120
+    assert not buffer.revive(letter["id"]) and buffer.dead_letters() == []
+    assert flusher.flush_all() == 0
+    counted = make_store(redis_client, "model", now)
+    counted.count(events + later)
+    assert dump(redis_client, "buffered") == dump(redis_client, "model")
+
+
+def test_a_poison_direct_count_writes_nothing_and_is_a_500(redis_client, now):
+    events = random_events(random.Random(5), 40, now)
+    store = make_store(redis_client, "hw", now)
+    planted = _plant_in_the_middle(redis_client, store, events, now)
+    with pytest.raises(PoisonWrite):
+        store.count(events)
+    assert redis_client.keys("*") == [planted]
+    app = make_app(store, Config(), clock=lambda: now)
+    body = json.dumps([{"dimensions": "x"}]).encode()
+    assert call(app, "/count_now", body=body, method="POST",
+                headers={"Content-Type": "application/json"})[0] == 200
+    redis_client.flushall()
+    redis_client.hset("hw:{_|x}:metrics", "oops", "x")  # not a hash of the type... but a hash
+    redis_client.set("hw:{_|_}:metrics", "a string")
+    status, _, answer = call(app, "/count_now", {"dimensions": "x"})
+    assert status == 500 and "nothing of it was counted" in json.loads(answer)["error"]
+    assert sorted(redis_client.keys("*")) == [b"hw:{_|_}:metrics", b"hw:{_|x}:metrics"]
+
+
+def test_a_garbage_sum_in_a_field_is_poison_too(redis_client, now):
+    store = make_store(redis_client, "hw", now)
+    [event] = events_of([{"metrics": {"x": 1}}], now)
+    key, bucket = next(iter(store.rollup([event], now).sums))
+    redis_client.hset(key, bucket, "garbage")
+    with pytest.raises(PoisonWrite, match="not a number"):
+        store.count([event])
+    assert redis_client.keys("*") == [key.encode()]
+
+
+# -- 3. bounded calls ---------------------------------------------------------------------
+
+def test_the_second_poison_request_is_split_into_bounded_calls(redis_client, now):
+    """100 events of 32 dimensions and 31 metrics: over 1,048,576 arguments as one call."""
+    batch = [{"dimensions": {f"d{d}": f"e{e}" for d in range(32)},
+              "metrics": {f"m{m}": 1 for m in range(31)}} for e in range(100)]
+    events = events_of(batch, now)
+    store = make_store(redis_client, "buffered", now)
+    calls = store._pieces(store.rollup(events, now))
+    assert sum(len(keys) + len(args) for _, keys, args in calls) > 1_048_576
+    assert max(len(keys) + len(args) for _, keys, args in calls) <= store.piece_args
+    flushed(redis_client, "buffered", events, now)
+    assert total(make_store(redis_client, "buffered", now), "m7", now, path=("d3",)) == 100
+    assert total(make_store(redis_client, "buffered", now), "hits", now,
+                 path=("d3", "e42")) == 1
+
+
+def test_a_batch_of_5000_pks_with_21_metrics_flushes(redis_client, now):
+    batch = [{"pk": f"pk{n}", "metrics": {f"m{m}": 1 for m in range(21)}} for n in range(5000)]
+    events = [e for start in range(0, 5000, 1000)
+              for e in events_of(batch[start:start + 1000], now)]
+    store = flushed(redis_client, "buffered", events, now)
+    assert total(store, "m20", now, pk=("pk4999",)) == 1
+    assert len(store.pks()) == 5000
+
+
+def test_the_buffer_is_bounded_in_bytes(redis_client, now):
+    buffer = Buffer(redis_client, BUFFER_KEYS, max_bytes=2000, retry_after=2)
+    app = make_hail_app(buffer, Config(), clock=lambda: now)
+    sent = 0
+    while (answer := call(app, "/count", {"dimensions": "x" * 150}))[0] == 200:
+        sent += 1
+    status, headers, body = answer
+    assert (status, headers["Retry-After"]) == (503, "2") and 0 < sent < 20
+    assert buffer.stats(now)["bytes"] <= 2000
+    assert buffer.claim(1000, now) is not None  # draining frees room
+    assert call(app, "/count", {"dimensions": "x"})[0] == 200
+
+
+def test_a_claim_is_bounded_in_bytes(redis_client, now):
+    buffer = Buffer(redis_client, BUFFER_KEYS, batch_bytes=1000)
+    buffer.push_items([f"{now!r} " + "x" * 300] * 10)
+    sizes = []
+    while (batch := buffer.claim(100, now)) is not None:
+        sizes.append(len(batch.items))
+    assert sizes == [3, 3, 3, 1]
+    assert buffer.stats(now)["bytes"] == 0
+
+
+# -- 5. idempotency keys ------------------------------------------------------------------
+
+def test_an_idempotency_key_counts_once_across_hail_nodes_and_the_direct_path(
+        redis_client, now):
+    store = make_store(redis_client, "hw", now)
+    nodes = [Buffer(redis_client, KeySpace("node1")), Buffer(redis_client, KeySpace("node2"))]
+    whale = make_app(store, Config(), clock=lambda: now)
+    hails = [make_hail_app(node, Config(), clock=lambda: now) for node in nodes]
+    request = {"dimensions": "paid", "metrics": '{"dollars": 5}'}
+    key = {"Idempotency-Key": "order-42"}
+    for hail in hails:
+        assert call(hail, "/count", request, headers=key)[0] == 200
+        assert call(hail, "/count.gif", {**request, "idempotency_key": "order-42"})[0] == 200
+    assert call(whale, "/count_now", request, headers=key)[0] == 200
+    assert call(whale, "/count_now", request, headers=key)[0] == 200
+    for node in nodes:
+        Flusher(node, store).flush_all()
+    assert total(store, "dollars", now, path=("paid",)) == 5
+    assert call(whale, "/count_now", request, headers={"Idempotency-Key": "order-43"})[0] == 200
+    assert total(store, "dollars", now, path=("paid",)) == 10
+    assert 0 < redis_client.ttl("hw:idem:order-42") <= Config().idempotency_window
+
+
+def test_a_refused_request_does_not_use_up_its_key(redis_client, now):
+    store = make_store(redis_client, "hw", now)
+    app = make_app(store, Config(), clock=lambda: now)
+    key = {"Idempotency-Key": "k1"}
+    assert call(app, "/count_now", {"dimensions": "a", "metrics": '{"x": "y"}'},
+                headers=key)[0] == 400
+    assert call(app, "/count_now", {"dimensions": "a"}, headers=key)[0] == 200
+    assert total(store, "hits", now, path=("a",)) == 1
+
+
+@pytest.mark.parametrize("headers, params, param", [
+    ({"Idempotency-Key": ""}, {}, "Idempotency-Key"),
+    ({"Idempotency-Key": "x" * 201}, {}, "Idempotency-Key"),
+    ({}, {"idempotency_key": "caf\u00e9"}, "idempotency_key"),
+    ({"Idempotency-Key": "a"}, {"idempotency_key": "b"}, "idempotency_key"),
+])
+def test_bad_idempotency_keys_are_400s(redis_client, now, headers, params, param):
+    app = make_app(make_store(redis_client, "hw", now), Config(), clock=lambda: now)
+    status, _, body = call(app, "/count_now", {"dimensions": "a", **params}, headers=headers)
+    assert (status, json.loads(body)["param"]) == (400, param)
+    assert redis_client.keys("*") == []
+
+
+def test_a_retry_after_a_timeout_counts_once(redis_client, now):
+    """The write landed but the answer was lost: the retry with the same key is a no-op."""
+    store = make_store(redis_client, "hw", now)
+    events = events_of([{"dimensions": "a", "metrics": {"n": 3}}], now)
+    real_run = store._run
+
+    def lost_answer(*args, **kwargs):
+        real_run(*args, **kwargs)
+        raise TimeoutError("the answer never came")
+
+    store._run = lost_answer
+    with pytest.raises(TimeoutError):
+        store.count_once(events, "retry-me", 60)
+    store._run = real_run
+    assert not store.count_once(events, "retry-me", 60)
+    assert total(store, "n", now, path=("a",)) == 3
+
+
+# -- 8. period changes ----------------------------------------------------------------------
+
+def test_a_longer_period_reads_every_bucket_stored_before(redis_client, redis_url, now):
+    def run(*args: str) -> str:
+        done = subprocess.run([*HAILWHALE, *args, "--redis-url", redis_url], env=command_env(),
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    for hours_ago in (0, 2):
+        at = str(time.time() - hours_ago * HOUR)
+        run("count", "-d", "kept", "-m", '{"n": 2}', "--at", at, "--periods", "15s:3h")
+    totals = json.loads(run("query", "totals", "-d", "kept", "-m", "n",
+                            "--periods", "15s:6h,1h:7d", "--period", "15s:6h"))
+    assert totals == {"15s:6h": {"kept": {"n": 4}}}
+    store = make_store(redis_client, "hw", now)
+    store.periods = Periods.parse("15s:30m")
+    assert total(store, "n", time.time(), path=("kept",)) == 2  # the last 30 minutes
