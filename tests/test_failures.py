@@ -48,9 +48,10 @@ class Load:
     other way (an error, a reset) is `unsure`: it may or may not have been buffered.
     """
 
-    def __init__(self, url: str, clients: int):
+    def __init__(self, url: str, clients: int, keyed: bool = False):
         self.address = urllib.parse.urlsplit(url).netloc
         self.clients = clients
+        self.keyed = keyed  # retry each event with its Idempotency-Key until it is OK
         self.acknowledged: list[set[str]] = [set() for _ in range(clients)]
         self.unsure: list[set[str]] = [set() for _ in range(clients)]
         self.stop = threading.Event()
@@ -72,6 +73,8 @@ class Load:
         return sum(map(len, self.acknowledged))
 
     def _client(self, client: int) -> None:
+        if self.keyed:
+            return self._retrying_client(client)
         connection = http.client.HTTPConnection(self.address, timeout=10)
         seq = 0
         while not self.stop.is_set():
@@ -89,6 +92,31 @@ class Load:
                 continue
             (self.acknowledged if (answer.status, body) == (200, b"OK") else
              self.unsure)[client].add(event)  # a 503 buffered nothing, but stay strict
+
+
+    def _retrying_client(self, client: int) -> None:
+        """What the README tells clients to do: same key, backoff, until OK."""
+        seq = 0
+        while not self.stop.is_set():
+            event = f"e{seq}"
+            seq += 1
+            query = urllib.parse.urlencode({"dimensions": json.dumps([f"c{client}", event])})
+            headers = {"Idempotency-Key": f"c{client}-{event}"}
+            delay = 0.01
+            while True:
+                connection = http.client.HTTPConnection(self.address, timeout=5)
+                try:
+                    connection.request("GET", f"/count?{query}", headers=headers)
+                    answer = connection.getresponse()
+                    if (answer.status, answer.read()) == (200, b"OK"):
+                        break
+                except (OSError, http.client.HTTPException):
+                    pass
+                finally:
+                    connection.close()
+                time.sleep(delay)
+                delay = min(delay * 2, 0.3)
+            self.acknowledged[client].add(event)
 
 
 def _children_of(pid: int) -> list[int]:
@@ -199,6 +227,41 @@ def test_sigkill_mid_load_then_restart_counts_every_acknowledged_event_once(tmp_
         assert load.total <= total <= load.total + load.clients
         print(f"acknowledged {load.total}, counted {total}, "
               f"cut off {sum(map(len, load.unsure))}")
+
+
+def test_sigkill_mid_load_with_retrying_clients_counts_exactly_what_was_sent(tmp_path):
+    """The same kill, with clients that retry each event under its Idempotency-Key until it
+    is OK, through the kill and the restart: counted exactly the events sent, each once."""
+    data = tmp_path / "data"
+    served = Served("--data-dir", str(data), "--flush-interval", "0.05", cwd=tmp_path)
+    with Load(served.url, clients=6, keyed=True) as load:
+        wait_for(lambda: load.total >= 200, what="200 acknowledged events")
+        master = served.process.pid
+        doomed = _children_of(master)
+        doomed = [pid for pid in [*doomed, *(c for p in doomed for c in _children_of(p))]
+                  if "redis-server" not in Path(f"/proc/{pid}/cmdline").read_text()]
+        for pid in [master, *doomed]:
+            os.kill(pid, signal.SIGKILL)
+        served.process.wait(10)
+        wait_for(lambda: not any(map(_alive, doomed)), what="the workers and flusher to die")
+        redis_pid = int((data / "redis.pid").read_text()) if (data / "redis.pid").exists() else 0
+        wait_for(lambda: not _alive(redis_pid), what="the embedded redis-server to stop")
+        restarted = Served(cwd=tmp_path, HAILWHALE_DATA_DIR=str(data))
+        load.address = urllib.parse.urlsplit(restarted.url).netloc
+        before = load.total
+        wait_for(lambda: load.total >= before + 60, what="60 more events after the restart")
+    try:
+        assert get(f"{restarted.url}/flush_hail", b"")[0] == 200
+        for client in range(load.clients):
+            _, _, body = get(f"{restarted.url}/dimensions?dimensions=c{client}&period=15s:3h")
+            counted = {child["name"]: child["totals"]["hits"]
+                       for child in json.loads(body)["children"]}
+            assert counted == dict.fromkeys(load.acknowledged[client], 1)
+        _, _, body = get(f"{restarted.url}/totals?period=15s:3h")
+        assert json.loads(body)["15s:3h"]["_"]["hits"] == load.total
+        print(f"sent and counted exactly {load.total} events across a SIGKILL")
+    finally:
+        restarted.stop()
 
 
 @pytest.fixture
