@@ -122,6 +122,34 @@ def test_a_batch_half_applied_is_finished_not_doubled(cluster, cluster_client, r
     assert_same_as_one_redis(cluster, redis_client, now, events)
 
 
+def test_a_batch_split_into_small_pieces_counts_once_and_poison_goes_aside(
+        cluster, cluster_client, redis_client, now):
+    """Pieces of at most 60 arguments, a plan saved first: exactly once, per slot; a key of
+    the wrong type on one master sets the whole batch aside, nothing of it written."""
+    events = random_events(random.Random(9), 120, now)
+    buffer = Buffer(redis_client, BUFFER_KEYS)
+    buffer.push(events, now)
+    store = make_store(cluster_client, "buffered", now)
+    store.piece_args = 60
+    rollup = store.rollup(events, now)
+    planted = sorted(key for key, _ in rollup.sums)[7]
+    cluster_client.set(planted, "wrong type")
+    flusher = Flusher(buffer, store, batch_size=200)
+    assert flusher.flush_all() == 0
+    [letter] = buffer.dead_letters()
+    assert "HWPOISON" in letter["reason"]
+    written = []
+    for i in range(len(cluster.nodes)):
+        with cluster.client(i) as node:
+            written += [k.decode() for k in node.keys("buffered:*") if b":applied:" not in k]
+    assert written == [planted]
+    cluster_client.delete(planted)
+    assert buffer.revive(letter["id"]) and flusher.flush_all() == 120
+    marker = store.keys.applied(letter["id"])
+    assert not store.apply_once(rollup, marker, 60)  # once more: nothing
+    assert_same_as_one_redis(cluster, redis_client, now, events)
+
+
 def test_a_master_killed_mid_flush_loses_and_doubles_nothing(
         cluster, cluster_client, redis_client, now, caplog):
     """A flusher runs while events keep coming; one master dies, then comes back."""
