@@ -126,7 +126,6 @@ class Store:
         self.cluster = is_cluster(redis)
         self._script = redis.register_script(_SCRIPT)
         self._expiry_sent: dict[str, int] = {}
-        self._expiries_pending: dict[str, int] = {}
         self.piece_args, self.piece_bytes = MAX_ARGS, MAX_BYTES  # per script call
         self._group_count = GroupCommit(self._count_now)
 
@@ -162,6 +161,7 @@ class Store:
         if len(calls) > 1:
             self._run(calls, mode="check")
         self._run(calls)
+        self.remember_expiries(rollup.expiries)
 
     def apply_once(self, rollup: Rollup | Callable[[], Rollup], marker: str, ttl: int) -> bool:
         """Write a rollup unless `marker` says it was written; False when nothing was.
@@ -173,30 +173,29 @@ class Store:
         if ttl <= 0:
             raise ValueError("a marker needs a time to live of at least 1 s")
         plan_key = self.keys.plan(marker)
-        if not self.cluster:
-            plan = self.redis.get(plan_key)
-            if plan is None:
-                calls = self._pieces(rollup if isinstance(rollup, Rollup) else rollup())
-                if len(calls) <= 1:
-                    if not calls or self._run(calls, [marker, plan_key], ttl)[0] == 1:
-                        return True
-                    plan = self.redis.get(plan_key)  # refused: applied, or a plan appeared
-                    if plan is None:
-                        return False
-                else:
-                    plan = self._save_plan(plan_key, marker, calls, ttl)
-                    if plan is None:
-                        return False
-        else:
-            plan = self.redis.get(plan_key)
-            if plan is None:
-                if self.redis.exists(marker):
-                    return False
-                calls = self._pieces(rollup if isinstance(rollup, Rollup) else rollup())
+        plan = self.redis.get(plan_key) if self.cluster else None
+        if plan is None:
+            if self.cluster and self.redis.exists(marker):
+                return False
+            built = rollup if isinstance(rollup, Rollup) else rollup()
+            calls = self._pieces(built)
+            if not calls:
+                return True
+            if len(calls) == 1 and not self.cluster:
+                # the hot path: one call that checks the marker (and that no plan exists)
+                if self._run(calls, [marker, plan_key], ttl)[0] == 1:
+                    self.remember_expiries(built.expiries)
+                    return True
+                plan = self.redis.get(plan_key)  # refused: applied, or another's plan
+            else:
                 plan = self._save_plan(plan_key, marker, calls, ttl)
-                if plan is None:
-                    return False
-        calls = orjson.loads(plan)
+            if plan is None:
+                return False
+        self._run_plan(orjson.loads(plan), marker, plan_key, ttl)
+        return True
+
+    def _run_plan(self, calls: list[Piece], marker: str, plan_key: str, ttl: int) -> None:
+        """Check every piece, then write each unless its marker exists; then mark it done."""
         self._run(calls, mode="check")
         guards = [[self._piece_marker(marker, i, call[0])] for i, call in enumerate(calls)]
         self._run(calls, guards, ttl)
@@ -204,7 +203,6 @@ class Store:
         pipe.set(marker, 1, ex=ttl)
         pipe.delete(plan_key)
         pipe.execute()
-        return True
 
     def _save_plan(self, plan_key: str, marker: str, calls: list[Piece], ttl: int) -> bytes | None:
         """Save the pieces as the plan of `marker`, or take the plan saved first; None: applied."""
@@ -224,10 +222,8 @@ class Store:
 
     def _pieces(self, rollup: Rollup) -> list[Piece]:
         sent = self._expiry_sent
-        calls = pieces(rollup, self.cluster, lambda key, at: sent.get(key, 0) >= at,
-                       self.piece_args, self.piece_bytes)
-        self._expiries_pending = rollup.expiries
-        return calls
+        return pieces(rollup, self.cluster, lambda key, at: sent.get(key, 0) >= at,
+                      self.piece_args, self.piece_bytes)
 
     def _run(self, calls: list[Piece], guards: list | None = None, ttl: int = 0,
              mode: str = "write") -> list:
@@ -254,8 +250,6 @@ class Store:
                 if isinstance(reply, Exception):
                     raise _classify(reply)
             answers += replies
-        if mode == "write":
-            self.remember_expiries(self._expiries_pending)
         return answers
 
     def _queue(self, pipe, call: Piece, guards: list[str], ttl: int, mode: str) -> None:
