@@ -6,14 +6,16 @@ parameter as the client spelled it, so nothing of the event is counted.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import chain
+from operator import itemgetter
 from typing import TypeGuard
 
 import orjson
@@ -26,8 +28,23 @@ Path = tuple[str, ...]
 
 OVERALL, OTHER, HITS = "_", "_other", "hits"
 ALIASES = {"pk": "category", "dimensions": "dimension", "metrics": "metric", "at": None}
-# Unicode categories Cc (control characters) and Cs (surrogates), as one class.
-_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+FIELDS = frozenset(chain(ALIASES, filter(None, ALIASES.values())))
+# Unicode categories Cc (control characters), Cs (surrogates) and Cf (invisible format
+# and bidi controls: U+200B, U+202E, U+FEFF, tag characters...), as one class: a
+# category lookup per character costs several times the regex on every name. The Cf
+# ranges are Unicode 15.1's (a superset of the 13 and 14 of Python 3.10 and 3.11);
+# tests/test_events.py checks the class against the running Python's own table.
+_FORBIDDEN = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff"  # Cc, Cs
+    "\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f]"  # Cf
+)
+_ASCII_CONTROL = re.compile("[\x00-\x1f\x7f]")  # the same class, on ASCII: 3x as fast
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_KINDS = {"Cc": "a control character", "Cs": "a lone surrogate",
+          "Cf": "an invisible format or bidi control character"}
 _METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 MAX_VALUE = 2**53  # |metric value| at most this: no sum of accepted events can overflow
@@ -97,18 +114,29 @@ def decode_value(text: str, param: str = "value") -> object:
 
 
 def parse_path(value: object, param: str, limits: Limits) -> Path:
-    """One path (a pk, or the parent dimension of a query): a name or a JSON list of names."""
+    """The path a query reads (pk or parent dimension): a name or a JSON list of names.
+
+    `_other`, where the cardinality guard counts what is past a limit, is readable
+    here like any name; only events may not write it.
+    """
     if isinstance(value, str):
         value = decode_value(value, param)
-    return _path(param, None if _is_empty(value) else value, limits)
+    return _path(param, None if _is_empty(value) else value, limits, query=True)
 
 
 def parse_event(
     params: Mapping[str, object], *, periods: Periods, limits: Limits, now: float, encoded: bool
 ) -> Event:
-    """Validate one event from a query string or form (`encoded`) or a JSON object."""
+    """Validate one event from a query string or form (`encoded`) or a JSON object.
+
+    `params` holds event fields only: a name it does not know is refused, so that a
+    typo (`dimesions`) is a 400, not an event counted without its dimensions.
+    """
     if not isinstance(params, Mapping):
         raise InvalidEvent("event", f"an event is a JSON object, not {_show(params)}")
+    for name in params:
+        if name not in FIELDS:
+            raise unknown_field(name, encoded)
 
     def given(name: str) -> tuple[str, object]:
         """The key the client used for `name` and its value; None if missing or empty."""
@@ -120,13 +148,19 @@ def parse_event(
             value = decode_value(value, keys[0])
         return (keys[0] if keys else name), (None if _is_empty(value) else value)
 
-    # One parameter at a time, so the first bad one is named whatever the encoding.
-    return Event(
-        _path(*given("pk"), limits),
-        _dimensions(*given("dimensions"), limits),
-        *_metrics(*given("metrics"), limits),
-        _at(*given("at"), periods, limits, now),
-    )
+    # One parameter at a time, so the first bad one is named whatever the encoding;
+    # the names budget is spent in the same order and names the one that overdraws it.
+    pk_param, pk_value = given("pk")
+    pk = _path(pk_param, pk_value, limits)
+    spent = _spend(0, pk, pk_param, limits)
+    paths_param, paths_value = given("dimensions")
+    paths = _dimensions(paths_param, paths_value, limits)
+    spent = _spend(spent, map(itemgetter(-1), paths), paths_param, limits)
+    metrics_param, metrics_value = given("metrics")
+    sums, uniques = _metrics(metrics_param, metrics_value, limits)
+    named = [name for name in chain(sums, uniques) if name != HITS or _names_hits(metrics_value)]
+    _spend(spent, named, metrics_param, limits)
+    return Event(pk, paths, sums, uniques, _at(*given("at"), periods, limits, now))
 
 
 def parse_batch(items: object, *, periods: Periods, limits: Limits, now: float) -> list[Event]:
@@ -144,6 +178,38 @@ def parse_batch(items: object, *, periods: Periods, limits: Limits, now: float) 
     return events
 
 
+def unknown_field(name: object, encoded: bool) -> InvalidEvent:
+    """The error that refuses a parameter (`encoded`) or JSON field an event does not have."""
+    text = name if isinstance(name, str) else repr(name)
+    # The error names the parameter; a client's 1 MiB key is not echoed back whole.
+    param = text if len(text) <= 100 else text[:100] + "..."
+    kind = "parameter" if encoded else "field"
+    known = ("an event has pk, dimensions, metrics and at (or category, dimension, metric)"
+             if encoded else "an event object has pk, dimensions, metrics and at")
+    close = difflib.get_close_matches(text[:100], sorted(FIELDS), n=1, cutoff=0.75)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    if text == "events" and not encoded:
+        hint = "; a batch is a JSON array of event objects, not an object holding one"
+    return InvalidEvent(param, f"unknown {kind} {_show(text)}{hint}; {known}")
+
+
+def _spend(spent: int, names: Iterable[str], param: str, limits: Limits) -> int:
+    """`spent` plus the UTF-8 bytes of `names`; past the event's names budget, a 400."""
+    spent += sum(map(len, map(str.encode, names)))  # no surrogates: refused before
+    if spent > limits.names_bytes:
+        raise InvalidEvent(param, f"the names of one event (pk, dimension names and metric "
+                                  f"names together) are over {limits.names_bytes} bytes of "
+                                  "UTF-8; send fewer or shorter names")
+    return spent
+
+
+def _names_hits(value: object) -> bool:
+    """Whether the client named `hits` itself (the automatic one costs no budget)."""
+    if isinstance(value, str):
+        return value == HITS
+    return isinstance(value, (list, tuple, dict)) and HITS in value
+
+
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -151,7 +217,7 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _path(param: str, value: object, limits: Limits) -> Path:
+def _path(param: str, value: object, limits: Limits, query: bool = False) -> Path:
     if value is None or value in (OVERALL, [OVERALL], (OVERALL,)):
         return ()
     if isinstance(value, dict):
@@ -159,7 +225,7 @@ def _path(param: str, value: object, limits: Limits) -> Path:
     items = value if isinstance(value, (list, tuple)) else [value]
     if len(items) > limits.path_depth:
         raise InvalidEvent(param, f"a path has at most {limits.path_depth} names, not {len(items)}")
-    return tuple(_segment(item, param, limits) for item in items)
+    return tuple(_segment(item, param, limits, query) for item in items)
 
 
 def _dimensions(param: str, value: object, limits: Limits) -> tuple[Path, ...]:
@@ -194,7 +260,7 @@ def _dimensions(param: str, value: object, limits: Limits) -> tuple[Path, ...]:
     return tuple(prefixes)
 
 
-def _segment(value: object, param: str, limits: Limits) -> str:
+def _segment(value: object, param: str, limits: Limits, query: bool = False) -> str:
     if isinstance(value, str):
         text = value
     elif isinstance(value, bool):
@@ -204,23 +270,28 @@ def _segment(value: object, param: str, limits: Limits) -> str:
     elif (text := _spell(value)) is None:
         raise InvalidEvent(param, f"expected a name, found {_show(value)} (a list is one path: "
                                   "it holds names only)")
-    _check_name(text, param, limits, "name")
+    text = _name(text, param, limits, "name")
     if text == OVERALL:
         raise InvalidEvent(param, "_ means overall on its own; it cannot be part of a path")
-    if text == OTHER:
+    if text == OTHER and not query:
         raise InvalidEvent(param, "_other is reserved for children past the limit; rename it")
     return text
 
 
-def _check_name(text: str, param: str, limits: Limits, what: str) -> None:
+def _name(text: str, param: str, limits: Limits, what: str) -> str:
+    """`text` in NFC (so "café" is one name however it was typed), if it is a valid name."""
     if not text:
         raise InvalidEvent(param, f"empty {what}s are not allowed")
+    bad = (_ASCII_CONTROL if text.isascii() else _FORBIDDEN).search(text)
+    if bad is not None:
+        char = bad.group()
+        kind = _KINDS.get(unicodedata.category(char), "a control character")
+        raise InvalidEvent(param, f"{what} {_show(text)} holds U+{ord(char):04X}, {kind}; "
+                                  "remove it")
+    text = unicodedata.normalize("NFC", text)
     if len(text) > limits.name_length:
         raise InvalidEvent(param, f"{what} {_show(text)} is over {limits.name_length} characters")
-    bad = _FORBIDDEN.search(text)
-    if bad is not None:
-        raise InvalidEvent(param, f"{what} {_show(text)} holds U+{ord(bad.group()):04X}, a "
-                                  "control character or lone surrogate; remove it")
+    return text
 
 
 def _metrics(param: str, value: object, limits: Limits) -> tuple[dict, dict[str, str]]:
@@ -231,7 +302,7 @@ def _metrics(param: str, value: object, limits: Limits) -> tuple[dict, dict[str,
         if not isinstance(name, str) or not _METRIC_NAME.fullmatch(name):
             raise InvalidEvent(param, f"metric name {_show(name)} must be a string of letters, "
                                       "digits, _ and . not starting with a digit or .")
-        _check_name(name, param, limits, "metric name")
+        _name(name, param, limits, "metric name")  # ASCII: already in NFC
         if name not in sums and name not in uniques and len(sums) + len(uniques) >= limits.metrics:
             raise InvalidEvent(param, f"more than {limits.metrics} metrics in one event")
         return name
@@ -246,7 +317,7 @@ def _metrics(param: str, value: object, limits: Limits) -> tuple[dict, dict[str,
         for key, amount in value.items():
             name = check(key)
             if isinstance(amount, dict):
-                uniques[name] = _unique_id(name, amount, param)
+                uniques[name] = _unique_id(name, amount, param, limits)
             elif not _is_number(amount):
                 raise InvalidEvent(param, f"metric {name}: {_show(amount)} is not a finite "
                                           'number; send a number or {"unique": id}')
@@ -261,7 +332,7 @@ def _metrics(param: str, value: object, limits: Limits) -> tuple[dict, dict[str,
     return (sums if HITS in sums else {HITS: 1, **sums}), uniques
 
 
-def _unique_id(name: str, amount: dict, param: str) -> str:
+def _unique_id(name: str, amount: dict, param: str, limits: Limits) -> str:
     if name == HITS:
         raise InvalidEvent(param, "hits is always a sum; give the distinct count another name")
     if list(amount) != ["unique"]:
@@ -272,8 +343,12 @@ def _unique_id(name: str, amount: dict, param: str) -> str:
     if not isinstance(uid, str) or not uid:
         raise InvalidEvent(param, f"metric {name}: the unique id must be a non-empty string "
                                   f"or a number, not {_show(amount['unique'])}")
-    if any(unicodedata.category(char) == "Cs" for char in uid):
+    if _SURROGATE.search(uid):
         raise InvalidEvent(param, f"metric {name}: the unique id holds a lone surrogate")
+    uid = unicodedata.normalize("NFC", uid)
+    if len(uid) > limits.unique_id_length:
+        raise InvalidEvent(param, f"metric {name}: the unique id is over "
+                                  f"{limits.unique_id_length} characters")
     return uid
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hailwhale.config import Limits
-from hailwhale.events import Event, decode_value, parse_batch, parse_event
+from hailwhale.events import Event, decode_value, parse_batch, parse_event, parse_path
 from hailwhale.exceptions import InvalidEvent
 from hailwhale.periods import Periods
 
@@ -44,8 +46,15 @@ def test_an_event_with_nothing_is_one_hit_overall_now():
     assert count() == Event(pk=(), paths=(), sums={"hits": 1}, uniques={}, at=NOW)
 
 
-def test_unknown_params_are_ignored():
-    assert query(_="1700000000123", key="secret", cb="[") == count()
+def test_unknown_params_are_refused_by_name():
+    # `_`, `key` and `idempotency_key` are request parameters: ingest.py takes them out.
+    assert "did you mean dimensions?" in refused("dimesions", dimesions="sales")
+    assert "unknown parameter" in refused("cb", cb="[")
+    assert "unknown field" in refused("dimesions", False, dimesions="sales")
+    assert "a batch is a JSON array" in refused("events", False, events=[{"dimensions": "a"}])
+    assert refused("_", _="1700000000123")
+    long = "x" * 5000
+    assert refused(long[:100] + "...", **{long: "1"})  # named, not echoed whole
 
 
 # pk
@@ -193,8 +202,8 @@ def test_native_refusals_and_deep_nesting():
         ('{"hits": 5, "x": 1}', {"hits": 5, "x": 1}),
         ('{"hits": 0}', {"hits": 0}),
         ('["hits", "hits"]', {"hits": 2}),
-        ('{"_x": 9223372036854775807, "y": -9223372036854775808}',
-         {"hits": 1, "_x": 2**63 - 1, "y": -(2**63)}),
+        ('{"_x": 9007199254740992, "y": -9007199254740992}',
+         {"hits": 1, "_x": 2**53, "y": -(2**53)}),
         ("", {"hits": 1}),
         ("[]", {"hits": 1}),
         ("{}", {"hits": 1}),
@@ -301,6 +310,98 @@ def test_at_refusal_gives_the_accepted_range():
     assert "accepted range" in refused("at", at="2020-01-01")
 
 
+# names: one spelling, nothing invisible, a bounded budget
+
+WIDE = "\U0001F600"  # 4 bytes of UTF-8, the most a character takes
+
+
+def test_names_are_nfc_so_one_name_has_one_spelling():
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    assert query(dimensions=json.dumps({"city": nfd})).paths == (("city",), ("city", nfc))
+    assert count(dimensions={nfd: nfd}, pk=[nfd]).paths == ((nfc,), (nfc, nfc))
+    assert count(pk=nfd).pk == count(pk=nfc).pk == (nfc,)
+    assert count(dimensions=[nfc, nfd]).paths == ((nfc,), (nfc, nfc))
+    # the length counts the normalized name: 400 code points of NFD are 200 of NFC
+    assert count(dimensions="e\u0301" * 200).paths == (("\u00e9" * 200,),)
+    # and a name NFC makes longer (U+0958 is two code points in NFC) can pass the limit
+    assert "over 200 characters" in refused("dimensions", False, dimensions="\u0958" * 150)
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u200b", "\ufeff", "\U000e0041", "\U000e0001",
+                                  "\u2066", "\u00ad", "\u200d", "\u061c"])
+def test_format_and_bidi_controls_are_refused_like_control_characters(char):
+    name = f"pay{char}pal"
+    for param, value in [("pk", name), ("dimensions", name), ("dimensions", {name: "a"}),
+                         ("dimensions", {"a": name}), ("category", [name])]:
+        message = refused(param, False, **{param: value})
+        assert f"U+{ord(char):04X}" in message and "format or bidi control" in message
+    assert refused("dimensions", dimensions=json.dumps(["a", name]))
+
+
+def test_forbidden_characters_are_categories_cc_cs_and_cf_exactly():
+    """The one compiled class agrees with this Python's Unicode table, character by character."""
+    roomy = Limits(name_length=sys.maxunicode, names_bytes=8 * sys.maxunicode)
+    allowed = []
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cs", "Cf"):
+            with pytest.raises(InvalidEvent):
+                count(dimensions=["a" + char])
+        elif category != "Cn":  # unassigned: the class may hold later Unicode's Cf
+            allowed.append(char)
+    allowed.remove("_")
+    assert count(dimensions=["".join(allowed)], limits=roomy).paths
+
+
+def test_names_budget_counts_utf8_bytes_of_pk_dimensions_and_metrics():
+    pk = [WIDE * 200] * 5  # 4000 bytes
+    assert count(pk=pk, dimensions="x" * 64, metrics=["m" * 32]).pk == tuple(pk)  # 4096
+    assert "over 4096 bytes" in refused("metrics", False, pk=pk, dimensions="x" * 64,
+                                        metrics=["m" * 33])
+    assert "over 4096 bytes" in refused("dimensions", False, pk=pk, dimensions="x" * 97)
+    assert refused("pk", False, pk=[WIDE * 200] * 6)
+    assert refused("category", False, category=[WIDE * 200] * 6)
+    # each name once, as the event holds it: a prefix does not repeat its parent's bytes
+    tree = {"é" * 100: {"x" * 200: {"y" * 200: "z" * 200}}}  # 200 + 600 bytes
+    assert len(count(pk=pk[:4], dimensions=tree).paths) == 4  # 3200 + 800
+    # the automatic hits costs nothing; a hits the client names does
+    assert count(pk=pk, dimensions="x" * 96).sums == {"hits": 1}
+    assert refused("metrics", False, pk=pk, dimensions="x" * 92, metrics={"hits": 2, "a": 1})
+
+
+def test_names_budget_is_configurable():
+    small = Limits(names_bytes=10)
+    assert count(dimensions={"abc": "def"}, metrics=["ghij"], limits=small)
+    assert refused("metrics", False, small, dimensions={"abc": "def"}, metrics=["ghijk"])
+    assert refused("dimensions", False, small, dimensions={"abc": "é" * 4})
+
+
+def test_unique_ids_are_nfc_and_at_most_200_characters():
+    assert count(metrics={"v": {"unique": WIDE * 200}}).uniques == {"v": WIDE * 200}
+    assert count(metrics={"v": {"unique": "e\u0301" * 200}}).uniques == {"v": "\u00e9" * 200}
+    assert count(metrics={"v": {"unique": "cafe\u0301"}}) == count(
+        metrics={"v": {"unique": "caf\u00e9"}})
+    assert "over 200 characters" in refused("metrics", False, metrics={"v": {"unique": "u" * 201}})
+    assert refused("metrics", False, metrics={"v": {"unique": "u" * 2**20}})
+    assert refused("metrics", False, metrics={"v": {"unique": 10**200}})
+    small = Limits(unique_id_length=3)
+    assert count(metrics={"v": {"unique": 123}}, limits=small).uniques == {"v": "123"}
+    assert refused("metrics", False, small, metrics={"v": {"unique": 1234}})
+
+
+def test_query_paths_read_other_which_events_cannot_write():
+    assert parse_path("_other", "dimensions", LIMITS) == ("_other",)
+    assert parse_path('["user", "_other"]', "dimensions", LIMITS) == ("user", "_other")
+    assert parse_path(["_other"], "pk", LIMITS) == ("_other",)
+    assert parse_path("cafe\u0301", "pk", LIMITS) == ("caf\u00e9",)
+    for bad in ('["a", "_"]', "a\u202eb", "x" * 201):
+        with pytest.raises(InvalidEvent):
+            parse_path(bad, "dimensions", LIMITS)
+    assert refused("dimensions", dimensions='["user", "_other"]')
+    assert refused("pk", pk="_other")
+
+
 # aliases, shapes, JSON
 
 
@@ -375,8 +476,8 @@ def test_json_round_trip_is_exact_and_compact():
     event = query(
         pk='["Product", "123"]',
         dimensions='{"país": {"São Paulo": 1}}',
-        metrics='{"a": 0.1, "b": 1e-300, "c": 9007199254740993, "d": -0.0, "e": 5e-324, '
-        '"f": 1.7976931348623157e308, "u": {"unique": "ü-1"}}',
+        metrics='{"a": 0.1, "b": 1e-300, "c": 9007199254740991, "d": -0.0, "e": 5e-324, '
+        '"f": 4503599627370495.5, "u": {"unique": "ü-1"}}',
         at="1699999999.123456789",
     )
     text = event.to_json()
@@ -430,7 +531,7 @@ def test_native_params_give_an_event_or_invalid_event(params):
     try:
         event = count(**params)
     except InvalidEvent as error:
-        assert error.param in (*ALL_PARAMS, "event")
+        assert error.param in (*ALL_PARAMS, "event", "other")
     else:
         _invariants(event)
 
@@ -441,7 +542,7 @@ def test_encoded_params_give_an_event_or_invalid_event(params):
     try:
         event = query(**params)
     except InvalidEvent as error:
-        assert error.param in ALL_PARAMS
+        assert error.param in (*ALL_PARAMS, "other")
     else:
         _invariants(event)
 
