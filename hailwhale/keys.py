@@ -2,13 +2,16 @@
 
 A series lives under `<prefix>:{<pk>|<dim>}:...`. The hash tag `{...}` keeps
 every key of one (pk, dimension) pair in one Redis Cluster slot. Path segments
-are percent-encoded (`/`, `|`, `{`, `}`, `:` and `%` included), so no name can
-collide with another or break out of the tag; the empty path is `_`, which no
-encoded segment list can spell because `_` is not a valid segment.
+are percent-encoded (`/`, `|`, `{`, `}`, `:` and `%` included), long ones
+digested, so no name can collide with another or break out of the tag; the
+empty path is `_`, which no encoded segment list can spell because `_` is not
+a valid segment.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from binascii import crc_hqx
 from functools import lru_cache
@@ -20,12 +23,30 @@ OVERALL = "_"
 SLOTS = 16384  # Redis Cluster hash slots
 
 
+_SHORT = 32  # a segment spelled longer than this in a key is spelled by its digest
+
+
 @lru_cache(maxsize=65536)
 def encode_path(path: Path) -> str:
-    """Collision-free spelling of a path for use inside a key (cached: the hot path)."""
+    """Collision-free spelling of a path for use inside a key (cached: the hot path).
+
+    Each segment is percent-encoded, or, past 32 bytes so, spelled `#` and a 96-bit
+    digest: every key repeats its whole pk and dimension path, so long names would
+    multiply into megabytes per event (README, Limits). `#` is percent-encoded in a
+    spelled segment, so a digest never equals one; each segment keeps its own
+    spelling, so a child's keys still start with its parent's.
+    """
     if not path:
         return OVERALL
-    return "/".join(quote(segment, safe="") for segment in path)
+    return "/".join(_segment(segment) for segment in path)
+
+
+def _segment(segment: str) -> str:
+    spelled = quote(segment, safe="")
+    if len(spelled) <= _SHORT:
+        return spelled
+    digest = hashlib.blake2b(segment.encode(), digest_size=12).digest()
+    return "#" + base64.urlsafe_b64encode(digest).decode()
 
 
 def dim_key(path: Path) -> str:
