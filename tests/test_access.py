@@ -217,11 +217,11 @@ def test_bottles_own_errors_are_json_too(redis_client):
     for path, method, status in (("/nowhere", "GET", 404), ("/totals", "DELETE", 405)):
         code, headers, body = call(app, path, method=method)
         assert code == status and json.loads(body)["error"]
-    # Bottle itself refuses a form over its 100 KB buffer: still our JSON, not an HTML page.
-    form = urllib.parse.urlencode({"dimensions": "x" * 200_000}).encode()
+    # A form over the request limit: still our JSON, not an HTML page.
+    form = urllib.parse.urlencode({"dimensions": "x" * (1024 * 1024)}).encode()
     code, headers, body = call(app, "/count_now", method="POST", body=form,
                                headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert code == 413 and json.loads(body)["param"] is None
+    assert code == 413 and json.loads(body)["param"] == "body"
     hail = make_hail_app(Buffer(redis_client, BUFFER_KEYS), Config(), clock=lambda: NOW)
     code, headers, body = call(hail, "/nowhere")
     assert code == 404 and headers["Content-Type"].startswith("application/json")
