@@ -108,7 +108,7 @@ def _request_events(body: bytes) -> list[Event]:
         raise InvalidEvent("event", f"malformed JSON: {error}") from None
     if not isinstance(items, list) or not items:
         raise InvalidEvent("event", "a request's events are a JSON array")
-    return [Event.from_json(orjson.dumps(item)) for item in items]
+    return [Event.from_data(item) for item in items]
 
 
 @contextmanager

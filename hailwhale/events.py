@@ -80,10 +80,15 @@ class Event:
             data = orjson.loads(text)  # refuses NaN, Infinity and overflow, as `loads` does
         except orjson.JSONDecodeError as error:
             raise InvalidEvent("event", f"malformed JSON: {error}") from None
+        return cls.from_data(data)
+
+    @classmethod
+    def from_data(cls, data: object) -> Event:
+        """The event whose `to_json` text, parsed, is `data`."""
         try:
             at, paths = float(data["at"]), tuple(map(tuple, data["paths"]))
             event = cls(tuple(data["pk"]), paths, dict(data["sums"]), dict(data["uniques"]), at)
-        except (TypeError, KeyError, ValueError):
+        except (TypeError, KeyError, ValueError, IndexError):
             raise InvalidEvent("event", _NOT_OURS) from None
         names = [*event.pk, *chain(*paths), *event.sums, *event.uniques, *event.uniques.values()]
         # Types, not isinstance: JSON gives exact types, and orjson no non-finite float.
