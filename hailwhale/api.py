@@ -47,6 +47,8 @@ class HailWhale:
         self.server: RedisServer | None = None
         if redis is None:
             if url is None:
+                # Uses the embedded Redis already running on data_dir (a `hailwhale serve`'s),
+                # or starts one that this object then owns.
                 self.server = RedisServer(data_dir).start()
                 url = self.server.url
             redis = client(url)
@@ -54,10 +56,13 @@ class HailWhale:
                            children_limit=self.limits.children)
 
     def close(self) -> None:
-        """Close the connection, and stop the embedded Redis if this object started one."""
+        """Close the connection, and stop the embedded Redis if this object started it.
+
+        One found running (a server's, say) is left running: it is not ours to stop.
+        """
         self.store.redis.close()
         if self.server:
-            self.server.stop()
+            self.server.stop()  # only forgets an adopted server
             self.server = None
 
     def __enter__(self) -> HailWhale:

@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
-import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import simplejson
 
 from hailwhale import __version__
 from hailwhale.config import ENV_VARS, Config, load_config
-from hailwhale.exceptions import HailWhaleError, InvalidInput
+from hailwhale.exceptions import ConfigError, HailWhaleError, InvalidInput
+
+if TYPE_CHECKING:
+    from hailwhale.embedded import RedisServer
+    from hailwhale.server import GeventServer
+    from hailwhale.supervise import Program
 
 log = logging.getLogger("hailwhale")
+HAILWHALE = [sys.executable, "-m", "hailwhale.cli"]
 
 
 def _buffer_flags(parser: argparse.ArgumentParser, flusher: bool = True) -> None:
@@ -54,6 +59,8 @@ def _server_flags(parser: argparse.ArgumentParser, port: str) -> None:
                         f"{ENV_VARS['write_key']}, better: flags show in ps); default none")
     parser.add_argument("--read-key", help="key /plotpoints, /totals, /dimensions, /meta and "
                         f"/graph.js require (env {ENV_VARS['read_key']}); default none")
+    # Internal: how the supervisor starts its HTTP server child (hailwhale.supervise).
+    parser.add_argument("--http-only", action="store_true", help=argparse.SUPPRESS)
 
 
 def _store_flags(parser: argparse.ArgumentParser) -> None:
@@ -120,20 +127,27 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 @contextmanager
-def store_url(config: Config, keep_running: bool = False) -> Iterator[tuple[str, str]]:
-    """The store URL and how to describe it; starts the embedded Redis if none is set."""
+def store_url(config: Config) -> Iterator[tuple[str, str]]:
+    """The store URL and how to describe it; starts the embedded Redis if none is set.
+
+    An embedded Redis found running is used and left running: only the process
+    that started it stops it (see hailwhale.embedded).
+    """
     from hailwhale.embedded import RedisServer
 
     if config.redis_url:
         yield config.redis_url, f"Redis at {config.redis_url}"
         return
     server = RedisServer(config.data_dir).start()
-    how = "running" if server.adopted else "started"
     try:
-        yield server.url, f"embedded Redis ({how}, data in {config.data_dir}/, {server.url})"
+        yield server.url, _described(config, server)
     finally:
-        if not (keep_running and server.adopted):
-            server.stop()
+        server.stop()
+
+
+def _described(config: Config, server: RedisServer) -> str:
+    how = "running" if server.adopted else "started"
+    return f"embedded Redis ({how}, data in {config.data_dir}/, {server.url})"
 
 
 def _flusher_flags(config: Config, store: str, buffer: str) -> list[str]:
@@ -143,77 +157,103 @@ def _flusher_flags(config: Config, store: str, buffer: str) -> list[str]:
             "--flush-batch", str(config.flush_batch)]
 
 
-@contextmanager
-def flusher_process(config: Config, store: str, buffer: str, wanted: bool) -> Iterator[str]:
-    """`hailwhale flush` as a child that dies with us; yields how to describe it."""
-    if not wanted:
-        yield "no flusher here"
-        return
-    from hailwhale.embedded import die_with_parent
+def flusher_process(config: Config, store: str, buffer: str) -> Program:
+    """`hailwhale flush` from `buffer` into `store`, as a child for the supervisor."""
+    from hailwhale.supervise import Program
 
-    child = subprocess.Popen(
-        [sys.executable, "-m", "hailwhale.cli", "flush", *_flusher_flags(config, store, buffer)],
-        preexec_fn=die_with_parent(os.getpid()),
-    )
-    owner = os.getpid()
-    try:
-        yield f"flusher pid {child.pid}"
-    finally:
-        # gunicorn's forked workers leave this block too when they exit: only the
-        # process that started the flusher stops it.
-        if os.getpid() == owner and child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
+    return Program("flusher", [*HAILWHALE, "flush", *_flusher_flags(config, store, buffer)])
+
+
+def http_process(argv: Sequence[str], store: str) -> Program:
+    """This very command again, serving HTTP only (gunicorn and its gevent workers)."""
+    from hailwhale.server import GRACEFUL_TIMEOUT
+    from hailwhale.supervise import Program
+
+    # Replaying the flags (and inheriting the environment) gives the child our config.
+    return Program("HTTP server", [*HAILWHALE, *argv, "--http-only", "--redis-url", store],
+                   stop_timeout=GRACEFUL_TIMEOUT + 5, fatal_at_start=True)
 
 
 def _shown(host: str) -> str:
     return "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
 
 
-def serve(config: Config, args: argparse.Namespace) -> None:
-    from hailwhale.server import GeventServer
-    from whale.wsgi import whale_app
-
-    with store_url(config) as (url, described):
-        buffer = None if args.no_buffer else (config.hail_url or url)
-        flushing = buffer is not None and not args.no_flusher
-        with flusher_process(config, url, buffer or url, flushing) as flusher:
-            counting = f"/count buffered in {buffer}, {flusher}" if buffer else "/count direct"
-            print(
-                f"HailWhale {__version__}: dashboard at http://{_shown(config.host)}:"
-                f"{config.port}/ (store: {described}; {counting}; "
-                f"periods {','.join(config.periods.names)})",
-                flush=True,
-            )
-            GeventServer(lambda: whale_app(config, url, buffer), config.host, config.port,
-                         config.workers, client_timeout=config.client_timeout,
-                         request_line=config.limits.request_line).run()
-
-
-def hail(config: Config, args: argparse.Namespace) -> None:
-    from hail.wsgi import hail_app
+def _http_server(config: Config, app_factory: Callable, port: int) -> GeventServer:
     from hailwhale.server import GeventServer
 
-    with store_url(config) as (url, described):
-        buffer = config.hail_url or url
-        with flusher_process(config, url, buffer, not args.no_flusher) as flusher:
-            print(
-                f"HailWhale {__version__}: Hail collecting at http://{_shown(config.host)}:"
-                f"{config.hail_port}/count (buffer: {buffer}; store: {described}; {flusher})",
-                flush=True,
-            )
-            GeventServer(lambda: hail_app(config, buffer), config.host, config.hail_port,
-                         config.workers, client_timeout=config.client_timeout,
-                         request_line=config.limits.request_line).run()
+    if not config.redis_url:  # the supervisor always passes one
+        raise ConfigError("--http-only needs --redis-url")
+    return GeventServer(app_factory, config.host, port, config.workers,
+                        client_timeout=config.client_timeout,
+                        request_line=config.limits.request_line,
+                        forwarded_allow_ips=config.forwarded_allow_ips)
+
+
+def _supervise(config: Config, args: argparse.Namespace, argv: Sequence[str],
+               buffer_of: Callable[[str], str | None], banner: Callable[..., str]) -> int:
+    """Start the embedded Redis (unless a URL is set), the flusher and the HTTP server
+    as children; restart any that dies; stop them all on SIGTERM or SIGINT."""
+    from hailwhale.embedded import RedisServer
+    from hailwhale.supervise import EmbeddedRedis, Supervisor
+
+    server = None if config.redis_url else RedisServer(config.data_dir)
+    url = config.redis_url or server.url
+    buffer = buffer_of(url)
+    children: list = [EmbeddedRedis(server)] if server else []
+    flusher = None
+    if buffer is not None and not args.no_flusher:
+        flusher = flusher_process(config, url, buffer)
+        children.append(flusher)
+    children.append(http_process(argv, url))
+
+    def started() -> None:
+        store = _described(config, server) if server else f"Redis at {url}"
+        flushing = f"flusher pid {flusher.pid}" if flusher else "no flusher here"
+        print(banner(store=store, buffer=buffer, flusher=flushing), flush=True)
+
+    return Supervisor(children).run(started)
+
+
+def serve(config: Config, args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Whale: the supervisor, or (`--http-only`, its child) the HTTP server itself."""
+    if args.http_only:
+        from whale.wsgi import whale_app
+
+        buffer = None if args.no_buffer else (config.hail_url or config.redis_url)
+        _http_server(config, lambda: whale_app(config, config.redis_url, buffer),
+                     config.port).run()
+        return 0
+
+    def banner(store: str, buffer: str | None, flusher: str) -> str:
+        counting = f"/count buffered in {buffer}, {flusher}" if buffer else "/count direct"
+        return (f"HailWhale {__version__}: dashboard at http://{_shown(config.host)}:"
+                f"{config.port}/ (store: {store}; {counting}; "
+                f"periods {','.join(config.periods.names)})")
+
+    return _supervise(config, args, argv,
+                      lambda url: None if args.no_buffer else config.hail_url or url, banner)
+
+
+def hail(config: Config, args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Hail: the supervisor, or (`--http-only`, its child) the HTTP server itself."""
+    if args.http_only:
+        from hail.wsgi import hail_app
+
+        buffer = config.hail_url or config.redis_url
+        _http_server(config, lambda: hail_app(config, buffer), config.hail_port).run()
+        return 0
+
+    def banner(store: str, buffer: str | None, flusher: str) -> str:
+        return (f"HailWhale {__version__}: Hail collecting at http://{_shown(config.host)}:"
+                f"{config.hail_port}/count (buffer: {buffer}; store: {store}; {flusher})")
+
+    return _supervise(config, args, argv, lambda url: config.hail_url or url, banner)
 
 
 def flush(config: Config) -> None:
     from hail.wsgi import flusher_for
 
-    with store_url(config, keep_running=True) as (url, described):
+    with store_url(config) as (url, described):
         buffer = config.hail_url or url
         flusher = flusher_for(config, url, buffer)
         stop = threading.Event()
@@ -234,7 +274,7 @@ def _hailwhale(config: Config, url: str):
 
 
 def count(config: Config, args: argparse.Namespace) -> None:
-    with store_url(config, keep_running=True) as (url, _):
+    with store_url(config) as (url, _):
         hw = _hailwhale(config, url)
         params = {name: getattr(args, name) for name in ("pk", "dimensions", "metrics", "at")}
         hw.store.count([hw.event(encoded=True, **params)])
@@ -242,7 +282,7 @@ def count(config: Config, args: argparse.Namespace) -> None:
 
 
 def query(config: Config, args: argparse.Namespace) -> None:
-    with store_url(config, keep_running=True) as (url, _):
+    with store_url(config) as (url, _):
         hw = _hailwhale(config, url)
         options = {"dimensions": args.dimensions, "metrics": args.metrics, "pk": args.pk,
                    "period": args.period, "threshold": args.threshold, "limit": args.limit,
@@ -255,20 +295,22 @@ def query(config: Config, args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    if args.command in ("serve", "hail"):
+    if getattr(args, "http_only", False):
         # gunicorn's gevent workers patch too, but only after redis and ssl
-        # are imported; patching first keeps every module cooperative.
+        # are imported; patching first keeps every module cooperative. The
+        # supervisor (serve and hail without --http-only) stays unpatched.
         from gevent import monkey
 
         monkey.patch_all()
     try:
         config = config_from(args)
         if args.command == "serve":
-            serve(config, args)
-        elif args.command == "hail":
-            hail(config, args)
-        elif args.command == "flush":
+            return serve(config, args, argv)
+        if args.command == "hail":
+            return hail(config, args, argv)
+        if args.command == "flush":
             flush(config)
         elif args.command == "count":
             count(config, args)

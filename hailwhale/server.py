@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from gunicorn.app.base import BaseApplication
 
 log = logging.getLogger("hailwhale")
+GRACEFUL_TIMEOUT = 10  # seconds a stopping worker has to finish its requests
 
 
 def _ignore_interrupts(worker) -> None:
@@ -35,7 +36,8 @@ class GeventServer(BaseApplication):
     """
 
     def __init__(self, app_factory: Callable, host: str, port: int, workers: int = 0, *,
-                 client_timeout: int = 10, request_line: int = 8190):
+                 client_timeout: int = 10, request_line: int = 8190,
+                 forwarded_allow_ips: Sequence[str] = ()):
         self.app_factory = app_factory
         self.options = {
             "bind": f"{host}:{port}",
@@ -43,7 +45,7 @@ class GeventServer(BaseApplication):
             "worker_class": "gevent",
             "worker_connections": 1000,
             "keepalive": client_timeout,
-            "graceful_timeout": 10,
+            "graceful_timeout": GRACEFUL_TIMEOUT,
             # A worker whose loop stops (a CPU-bound request) for this long is restarted.
             "timeout": 30,
             # Past these gunicorn answers 414 or 431 itself, before the app sees anything.
@@ -54,6 +56,9 @@ class GeventServer(BaseApplication):
             "errorlog": "-",
             "loglevel": "warning",
             "proc_name": "hailwhale",
+            # Peers whose X-Forwarded-* headers gunicorn believes. gunicorn's own default
+            # trusts 127.0.0.1 (or $FORWARDED_ALLOW_IPS); "" is an empty list: nobody.
+            "forwarded_allow_ips": ",".join(forwarded_allow_ips),
         }
         # Ctrl-C reaches the whole process group; the master alone should act
         # on it (it stops the workers gracefully), or each worker prints a trace.

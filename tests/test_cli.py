@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.servers import HAILWHALE, Served, command_env, get
+from hailwhale.embedded import free_port
+from tests.servers import HAILWHALE, Served, command_env, get, wait_for
 
 
 def hailwhale(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -75,3 +76,40 @@ def test_serve_starts_the_embedded_redis_and_keeps_its_data(tmp_path):
         status, _, body = get(f"{served.url}/totals?dimensions=kept&metrics=n&period=1d:1y")
         assert json.loads(body)["1d:1y"]["kept"]["n"] == 7
     assert not _redis_pids(data)
+
+
+SCHEME_APP = """
+import sys
+from gevent import monkey
+monkey.patch_all()
+from hailwhale.server import GeventServer
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ["wsgi.url_scheme"].encode()]
+
+trusted = tuple(filter(None, sys.argv[2].split(",")))
+GeventServer(lambda: app, "127.0.0.1", int(sys.argv[1]), 1, forwarded_allow_ips=trusted).run()
+"""
+
+
+def test_forwarded_headers_are_believed_only_from_configured_proxies():
+    servers = {trusted: free_port() for trusted in ("", "127.0.0.1", "10.0.0.1,10.0.0.2")}
+    running = [subprocess.Popen([sys.executable, "-c", SCHEME_APP, str(port), trusted],
+                                env=command_env()) for trusted, port in servers.items()]
+    try:
+        def scheme(port: int) -> str | None:
+            try:
+                answer = get(f"http://127.0.0.1:{port}/", headers={"X-Forwarded-Proto": "https"})
+            except OSError:
+                return None
+            return answer[2].decode()
+
+        schemes = {trusted: wait_for(lambda port=port: scheme(port), what="the server")
+                   for trusted, port in servers.items()}
+    finally:
+        for server in running:
+            server.terminate()
+            server.wait(timeout=20)
+    # gunicorn alone would trust 127.0.0.1; with none configured, nobody is trusted.
+    assert schemes == {"": "http", "127.0.0.1": "https", "10.0.0.1,10.0.0.2": "http"}

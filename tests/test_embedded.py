@@ -1,4 +1,5 @@
-"""The embedded redis-server: start, stop, persistence, adoption, dying with its parent."""
+"""The embedded redis-server: start, stop, persistence, adoption and ownership, dying with its
+parent."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from hailwhale.embedded import RedisServer, free_port
 from hailwhale.exceptions import ConfigError, HailWhaleError
 
 REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
 
 
 def alive(pid: int) -> bool:
@@ -86,17 +88,90 @@ def test_a_failed_start_raises_with_the_log_tail(tmp_path):
     assert server.pid is None
 
 
-def test_adopts_a_server_already_on_the_socket(tmp_path):
+def test_adopts_a_server_already_on_the_socket_and_leaves_it_running(tmp_path):
     first = RedisServer(tmp_path).start()
     redis.Redis.from_url(first.url).set("k", "v")
     second = RedisServer(tmp_path).start()
-    assert second.adopted
+    assert second.adopted and not second.owned and first.owned
     assert second.pid == first.pid
     assert redis.Redis.from_url(second.url).get("k") == b"v"
-    second.stop()
-    assert wait_gone(first.pid)
-    first.stop()  # already gone: no error
-    assert first.pid is None
+    second.stop()  # only forgets it: it is the first one's
+    assert second.pid is None
+    assert alive(first.pid) and first._ping()
+    pid = first.pid
+    first.stop()
+    assert wait_gone(pid)
+
+
+BORROWER = """
+import sys
+from hailwhale.embedded import RedisServer
+server = RedisServer(sys.argv[1]).start()
+assert server.adopted
+if sys.argv[2] == "stop":
+    server.stop()
+elif sys.argv[2] == "kill":
+    server.kill()
+# else: exit, and let atexit do what it does
+"""
+
+
+@pytest.mark.parametrize("how", ["stop", "kill", "exit"])
+def test_a_process_that_adopted_a_server_leaves_it_running(tmp_path, how):
+    with RedisServer(tmp_path, persist=False) as server:
+        done = subprocess.run([sys.executable, "-c", BORROWER, str(tmp_path), how], env=ENV,
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert alive(server.pid) and server._ping()
+
+
+SPAWNER = """
+import sys
+from hailwhale.embedded import RedisServer
+server = RedisServer(sys.argv[1], persist=False).start()
+print(server.pid, server.owned, flush=True)
+sys.stdin.read()  # hold it until told
+"""
+
+
+def test_processes_starting_at_once_on_one_data_dir_share_one_server(tmp_path):
+    racers = [subprocess.Popen([sys.executable, "-c", SPAWNER, str(tmp_path)], env=ENV,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+              for _ in range(4)]
+    try:
+        said = [racer.stdout.readline().split() for racer in racers]
+        assert all(len(line) == 2 for line in said), said
+        assert len({pid for pid, _ in said}) == 1, said
+        assert sorted(owned for _, owned in said) == ["False"] * 3 + ["True"], said
+    finally:
+        for racer in racers:
+            racer.stdin.close()
+            racer.wait(timeout=30)
+    assert wait_gone(int(said[0][0]))  # its owner stopped it as it exited
+
+
+def test_an_owner_restarts_its_dead_server_and_others_wait_for_it(tmp_path):
+    owner = RedisServer(tmp_path, extra_config={"appendfsync": "always"}).start()
+    redis.Redis.from_url(owner.url).set("kept", "1")
+    dead = owner.pid
+    os.kill(dead, signal.SIGKILL)
+    assert wait_gone(dead)
+    deadline = time.monotonic() + 5
+    while owner.running():  # wait(2) may learn of the death a moment after /proc does
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    # The owner still holds the data directory: another process may not spawn there.
+    with pytest.raises(HailWhaleError, match="holds"):
+        RedisServer(tmp_path).start(timeout=0.3)
+    owner.start()
+    assert owner.owned and owner.pid != dead
+    assert redis.Redis.from_url(owner.url).get("kept") == b"1"
+    borrower = RedisServer(tmp_path).start()
+    assert borrower.adopted and borrower.pid == owner.pid
+    owner.stop()
+    # Released: the next process to come along may start (and own) one.
+    with RedisServer(tmp_path) as successor:
+        assert successor.owned
 
 
 def test_long_data_dir_puts_the_socket_elsewhere_and_still_adopts(tmp_path):
@@ -131,9 +206,8 @@ sys.stdin.read()  # until killed
 
 
 def test_server_dies_and_saves_when_its_parent_is_sigkilled(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
     redis_pid = None
-    parent = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], env=env,
+    parent = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], env=ENV,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         line = parent.stdout.readline()
