@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check --no-input
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean fuzz
 
 # Stamps live in the venv, so a deleted venv means a fresh install.
 $(BIN)/python:
@@ -28,6 +28,22 @@ test: $(VENV)/.stamp-test
 
 bench: $(VENV)/.stamp-install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# make fuzz: the property tests (hypothesis) with fresh randomness, FUZZ_EXAMPLES
+# examples each, run again and again until FUZZ_SECONDS have passed (0: once). The
+# suite itself always draws the same examples; pin what fuzzing finds there with
+# @example (a failure prints the example and a @reproduce_failure blob).
+FUZZ_EXAMPLES ?= 1000
+FUZZ_SECONDS ?= 0
+FUZZ_TESTS ?= tests
+
+fuzz: $(VENV)/.stamp-test
+	@end=$$(( $$(date +%s) + $(FUZZ_SECONDS) )); \
+	while :; do \
+		FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -m hypothesis \
+			--hypothesis-profile=fuzz --timeout=0 -p no:cacheprovider $(FUZZ_TESTS) || exit 1; \
+		[ $$(date +%s) -lt $$end ] || break; \
+	done
 
 lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check .

@@ -1,13 +1,16 @@
 """Formulas: metrics that are arithmetic over other metrics, like `dollars/hits`.
 
-A formula is parsed once into a small tree of tuples and evaluated per bucket;
-it is never `eval`-ed. Grammar, with the usual precedence, left-associative:
+A formula is parsed once into a small tree of tuples, and the tree is compiled
+once into nested closures that evaluate it over whole columns (one value per
+bucket), so a graph costs one pass per node of the formula over its buckets:
+time linear in the formula's length per bucket, whatever names repeat. It is
+never `eval`-ed. Grammar, with the usual precedence, left-associative:
 
     expression := term (('+' | '-') term)*
     term       := factor (('*' | '/') factor)*
     factor     := ('+' | '-')* (number | name | '(' expression ')')
 
-Evaluation is in floats and always returns a float: a missing name counts 0,
+Evaluation is in floats and always returns floats: a missing name counts 0,
 division by zero gives 0, and a result that is not finite (overflow, or an inf
 or NaN value) gives 0, as does -0.0. Rounding is float rounding: `1/49*49` is
 0.9999999999999999.
@@ -22,8 +25,9 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, NoReturn
 
 from hailwhale.exceptions import InvalidQuery
@@ -39,6 +43,10 @@ _TOKEN = re.compile(
 # A caller's max_depth above this could reach Python's recursion limit.
 _DEPTH_LIMIT = 100
 
+# A compiled node's value: a float (a constant part) or a column of floats.
+_Value = float | list[float]
+_Compiled = Callable[[Mapping[str, Any]], _Value]
+
 
 def is_metric_name(text: str) -> bool:
     """Whether `text` is a plain metric name rather than a formula."""
@@ -52,12 +60,37 @@ class Formula:
     text: str
     names: tuple[str, ...]
     _tree: tuple[Any, ...] = field(repr=False, compare=False)
+    _compiled: _Compiled = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", _compile(self._tree))
+
+    @property
+    def is_name(self) -> bool:
+        """Whether this is a bare metric name, whose values are the stored ones as they are."""
+        return len(self.names) == 1 and self.text == self.names[0]
 
     def evaluate(self, values: Mapping[str, float]) -> float:
         """The formula's value for `values`, name -> number; missing names count 0."""
-        result = _value(self._tree, values)
+        result = self._compiled({name: float(values.get(name, 0)) for name in self.names})
         # Never inf, nan (JSON cannot carry them) or -0.0 (from `-x` with x missing).
-        return result if math.isfinite(result) and result != 0 else 0.0
+        return result if result and math.isfinite(result) else 0.0  # type: ignore[return-value]
+
+    def evaluate_columns(self, columns: Mapping[str, Sequence[float]], size: int) -> list[float]:
+        """The formula per bucket: `columns` holds each name's `size` values, in bucket order.
+
+        The same numbers as `evaluate` bucket by bucket, computed a node at a time over
+        the whole column (missing names count 0 in every bucket).
+        """
+        floats = {
+            name: list(map(float, columns[name])) if name in columns else [0.0] * size
+            for name in self.names
+        }
+        result = self._compiled(floats)
+        if isinstance(result, float):  # no name in it: a constant
+            result = [result] * size
+        isfinite = math.isfinite
+        return [value if value and isfinite(value) else 0.0 for value in result]
 
 
 def parse_metric(
@@ -178,19 +211,49 @@ class _Parser:
         return ("negative", node) if negative else node
 
 
-def _value(node: tuple[Any, ...], values: Mapping[str, float]) -> float:
-    """Value of a parse tree node; division by zero gives 0."""
+def _compile(node: tuple[Any, ...]) -> _Compiled:
+    """A function of {name: value or column} computing `node`; division by zero gives 0.
+
+    Recursion follows the parentheses (at most _DEPTH_LIMIT deep, a few frames each):
+    a flat run like `a+a+...+a` is one node whose operands are applied in a loop.
+    """
     kind = node[0]
     if kind == "number":
-        return node[1]
+        number = node[1]
+        return lambda values: number
     if kind == "name":
-        return float(values.get(node[1], 0))
+        name = node[1]
+        return lambda values: values[name]
     if kind == "negative":
-        return -_value(node[1], values)
-    result = _value(node[1], values)
-    for op, operand in node[2]:
-        result = _OPERATORS[op](result, _value(operand, values))
-    return result
+        inner = _compile(node[1])
+        return lambda values: _apply1(operator.neg, inner(values))
+    first = _compile(node[1])
+    rest = [(_OPERATORS[op], _compile(operand)) for op, operand in node[2]]
+
+    def chain(values: Mapping[str, Any]) -> _Value:
+        result = first(values)
+        for function, operand in rest:
+            result = _apply2(function, result, operand(values))
+        return result
+
+    return chain
+
+
+def _apply1(function: Callable[[float], float], value: _Value) -> _Value:
+    if isinstance(value, float):
+        return function(value)
+    return list(map(function, value))
+
+
+def _apply2(function: Callable[[float, float], float], left: _Value, right: _Value) -> _Value:
+    """`function` bucket by bucket; a constant side stands for every bucket."""
+    if isinstance(left, float):
+        if isinstance(right, float):
+            return function(left, right)
+        return list(map(function, repeat(left, len(right)), right))
+    if isinstance(right, float):
+        return list(map(function, left, repeat(right, len(left))))
+    return list(map(function, left, right))
 
 
 def _divide(numerator: float, denominator: float) -> float:

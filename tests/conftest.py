@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import fakeredis
 import pytest
 import redis
+from hypothesis import HealthCheck, settings
 
 from hailwhale.embedded import RedisServer
+
+# Hypothesis draws the same examples on every run and never times them ("ci": CI and
+# fresh clones pass or fail together); `make fuzz` (--hypothesis-profile=fuzz) draws
+# fresh ones, FUZZ_EXAMPLES of them per test.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.register_profile("fuzz", parent=settings.get_profile("ci"), derandomize=False,
+                          max_examples=int(os.environ.get("FUZZ_EXAMPLES", "1000")))
+settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

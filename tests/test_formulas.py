@@ -1,10 +1,15 @@
-"""Formulas: parsing metric expressions and evaluating them per bucket."""
+"""Formulas: parsing metric expressions and evaluating them per bucket.
+
+`evaluate` takes one value per name (a window total); `evaluate_columns` takes a
+column per name (one value per bucket) and gives, bucket by bucket, the numbers
+`evaluate` gives, a node at a time over the whole column.
+"""
 
 import math
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from hailwhale.exceptions import InvalidQuery
@@ -140,6 +145,42 @@ def test_a_bare_name_is_a_formula():
     assert formula.text == "pageviews"
     assert formula.names == ("pageviews",)
     assert formula.evaluate({"pageviews": 42, "other": 1}) == 42
+    assert formula.is_name
+    assert not any(parse_metric(text).is_name for text in ("5", "a+b", "(a)", "-a", "a*1"))
+
+
+def test_columns_bucket_by_bucket():
+    formula = parse_metric("dollars/hits*100 - -refunds")
+    columns = {"dollars": [10, 0, 5, 3], "hits": [4, 0, 0, 3], "refunds": [1, 2, 3, 0.5]}
+    assert formula.evaluate_columns(columns, 4) == [251.0, 2.0, 3.0, 100.5]
+    assert formula.evaluate_columns({}, 3) == [0.0, 0.0, 0.0]  # missing names count 0
+    assert parse_metric("hits").evaluate_columns({"hits": [1, 2]}, 2) == [1.0, 2.0]
+
+
+@pytest.mark.parametrize(("text", "expected"), [("5", 5.0), ("2*3-1", 5.0), ("1/0", 0.0),
+                                                ("-0", 0.0), ("1e308*10", 0.0)])
+def test_a_formula_without_names_is_the_same_in_every_bucket(text, expected):
+    assert parse_metric(text).names == ()
+    assert parse_metric(text).evaluate_columns({}, 3) == [expected] * 3
+    assert parse_metric(text).evaluate_columns({}, 0) == []
+
+
+def test_columns_that_are_not_finite_or_negative_zero_are_zero():
+    columns = {"a": [1e200, math.inf, math.nan, 0, 2], "b": [1e200, 1, 1, 1, 0]}
+    result = parse_metric("-(a*b)").evaluate_columns(columns, 5)
+    assert result == [0.0] * 5
+    assert [math.copysign(1, value) for value in result] == [1] * 5
+    assert parse_metric("a/b").evaluate_columns(columns, 5) == [1.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_a_long_formula_over_many_buckets():
+    # The 194-character `hits+hits+...` that once pinned a server worker.
+    text = "+".join(["hits"] * 39)
+    assert len(text) == 194
+    formula = parse_metric(text)
+    buckets = list(range(720))
+    assert formula.evaluate_columns({"hits": buckets}, 720) == [39.0 * b for b in buckets]
+    assert formula.evaluate({"hits": 3}) == 3 * 39
 
 
 def test_names_first_seen_order_without_duplicates():
@@ -344,6 +385,27 @@ def test_evaluation_matches_exact_arithmetic(tree, values, space):
     if "/" not in text:
         assert result == expected
     assert formula.names == tuple(dict.fromkeys(names_in(tree)))
+
+
+@given(
+    expressions,
+    st.lists(st.dictionaries(st.sampled_from(NAMES), st.integers(-9, 9) | st.sampled_from(
+        [0.5, -0.0, 1e300, -1e300, math.inf, math.nan])), min_size=1, max_size=5),
+    st.sampled_from(["", " "]),
+)
+@example(("number", "5"), [{}, {"a": 1}], "")  # no names: the same value in every bucket
+@example(("-", ("name", "a")), [{"a": 0}, {}], "")  # never -0.0
+@example(("/", ("name", "a"), ("name", "b")), [{"a": 1, "b": 0}, {"a": 1e300, "b": 1e-300}], "")
+def test_columns_are_evaluate_bucket_by_bucket(tree, buckets, space):
+    formula = parse_metric(render(tree, space)[0], max_length=10_000)
+    columns = {name: [bucket.get(name, 0) for bucket in buckets] for name in NAMES}
+    expected = [formula.evaluate(bucket) for bucket in buckets]
+    result = formula.evaluate_columns(columns, len(buckets))
+    assert result == expected
+    assert all(math.copysign(1, v) == 1 for v in result if v == 0)
+    missing = {name: column for name, column in columns.items() if name != "a"}
+    assert formula.evaluate_columns(missing, len(buckets)) == [
+        formula.evaluate({**bucket, "a": 0}) for bucket in buckets]
 
 
 # ASCII and a few look-alikes (Arabic and fullwidth digits, Unicode spaces), not

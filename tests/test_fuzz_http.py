@@ -3,7 +3,10 @@ and never part of a request counted.
 
 The app runs in-process on a real Redis with tight limits, so that random input
 crosses every limit often: name length, path depth, prefixes, metrics, batch size,
-body size and formula length and depth.
+body size, formula length and depth, and the bounds of a query.
+
+The suite draws the same examples on every run (tests/conftest.py); `make fuzz`
+draws fresh ones. What fuzzing found is pinned below with @example.
 """
 
 from __future__ import annotations
@@ -15,21 +18,26 @@ import urllib.parse
 
 import pytest
 from bottle import BaseRequest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from hailwhale.config import Config, Limits
+from hailwhale.events import parse_event
 from hailwhale.formulas import parse_metric
 from hailwhale.ingest import read_events
 from tests.hail_helpers import PERIODS, dump, make_store
 from tests.test_access import call
 from whale.app import make_app
+from whale.queries import ALWAYS_ACCEPTED, QUERY_PARAMS, SAME_PARAM
 
 NOW = time.time()
 LIMITS = Limits(name_length=12, path_depth=3, prefixes=6, metrics=3, batch=4, request_bytes=600,
-                formula_length=40, formula_depth=3)
+                formula_length=40, formula_depth=3, query_metrics=3, query_limit=4,
+                answer_points=6000)
 CONFIG = Config(limits=LIMITS)
-FUZZ = settings(max_examples=60, deadline=None,
+# 60 examples (each a request to Redis) in the suite; `make fuzz` sets its own number.
+EXAMPLES = 60 if settings.default.derandomize else settings.default.max_examples
+FUZZ = settings(max_examples=EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 
@@ -152,29 +160,97 @@ def test_input_that_is_not_utf8_is_a_400(client):
 
 
 formulas = st.text(alphabet="ab.19e()+-*/ _x", max_size=60) | names
+known_metrics = st.sampled_from(["hits", "a", "b", "x", "a.b", "b/a", "-x*2+1", "5", "_other"])
+paths = st.sampled_from(["", "_", "a", "p", '["a","b"]', '["a","d"]', "_other", '["a","_other"]'])
 query_values = {
-    "metrics": formulas | st.lists(formulas, max_size=3).map(_text),
-    "sort": formulas,
-    "pk": texts,
-    "dimensions": texts,
-    "period": st.sampled_from(["", "15s:3h", "1h:7d", "1d:1y", "15x10800", "2m:1h", "x"]),
-    "depth": st.sampled_from(["0", "1", "2", "3", "4", "-1", "x", ""]),
-    "threshold": st.sampled_from(["0", "0.5", "-1", "nan", "inf", "1e999", "x"]),
-    "limit": st.sampled_from(["0", "1", "10", "-1", "1.5", "x"]),
+    "metrics": known_metrics | st.lists(known_metrics, max_size=4).map(_text) | formulas
+    | st.lists(formulas, max_size=5).map(_text),
+    "sort": known_metrics | formulas,
+    "pk": paths | texts,
+    "dimensions": paths | texts,
+    # each a valid value half the time, so that many queries get an answer
+    "period": st.sampled_from(["", "15s:3h", "1h:7d", "1d:1y"])
+    | st.sampled_from(["15x10800", "2m:1h", "x"]),
+    "depth": st.sampled_from(["0", "1", "2", ""]) | st.sampled_from(["3", "4", "-1", "x"]),
+    "threshold": st.sampled_from(["0", "0.5", "0.1"])
+    | st.sampled_from(["-1", "nan", "inf", "1e999", "x"]),
+    "limit": st.sampled_from(["0", "1", "4", ""])
+    | st.sampled_from(["5", "10", "-1", "1.5", "x", "9" * 400]),
 }
+query_values |= {alias: query_values[name] for alias, name in SAME_PARAM.items()}
+query_names = st.sampled_from([*query_values, "tzoffset", "_", "key", "dimesions", "other", "",
+                               "limit[]", "x" * 200])
+
+
+def query_pair(names: st.SearchStrategy[str]) -> st.SearchStrategy[tuple[str, str]]:
+    return names.flatmap(lambda name: st.tuples(st.just(name), query_values.get(name, texts)))
+
+
+# Mostly each parameter once (many get an answer), else anything (most a 400).
+once_each = st.lists(query_pair(st.sampled_from(list(query_values))), max_size=4,
+                     unique_by=lambda pair: SAME_PARAM.get(pair[0], pair[0]))
+anything = st.lists(query_pair(query_names), max_size=6)
+query_pairs = st.integers(0, 3).flatmap(lambda draw: anything if draw == 0 else once_each)
+
+
+def refused_params(pairs: list[tuple[str, str]]) -> set[str]:
+    """The parameters a query string may be refused for: unknown, or given twice."""
+    names = [name for name, _ in pairs if name not in ALWAYS_ACCEPTED]
+    unknown = {name for name in names if name not in QUERY_PARAMS}
+    same = [SAME_PARAM.get(name, name) for name in names]
+    twice = {name for name in names if same.count(SAME_PARAM.get(name, name)) > 1}
+    return {name[:100] + ("..." if len(name) > 100 else "") for name in unknown | twice}
+
+
+def seed(client) -> None:
+    """A few children, grandchildren, `_other` and a unique metric to select among."""
+    if client.exists("hw:pks"):
+        return
+    store = make_store(client, "hw", NOW)
+    events = [{"dimensions": {"a": {"b": "c"}}, "metrics": {"b": 2, "x": 1}},
+              {"dimensions": ["a", "d"], "metrics": {"a": 1, "x": {"unique": "u1"}}},
+              {"dimensions": "a", "metrics": {"a.b": -3}, "pk": "p"},
+              {"dimensions": {"a": "e"}, "metrics": ["b"], "at": NOW - 7200}]
+    store.count([parse_event(e, periods=PERIODS, limits=Limits(), now=NOW, encoded=False)
+                 for e in events])
+    # What the cardinality guard counts past its limit: a child named `_other`.
+    client.zadd(store.keys.children((), ("a",)), {"_other": NOW})
 
 
 @FUZZ
-@given(st.sampled_from(["/plotpoints", "/totals", "/dimensions"]),
-       st.fixed_dictionaries({}, optional=query_values))
-def test_any_query_answers_json_or_a_400(client, path, fields):
+@given(st.sampled_from(["/plotpoints", "/totals", "/dimensions"]), query_pairs)
+@example(path="/plotpoints", pairs=[("metrics", "5")])  # a 500 once: a formula without names
+@example(path="/totals", pairs=[("sort", "5"), ("depth", "1")])
+@example(path="/dimensions", pairs=[("metrics", '["5", "1/0"]'), ("limit", "0")])
+@example(path="/plotpoints", pairs=[("depth", "1"), ("depth", "2")])
+@example(path="/plotpoints", pairs=[("metric", "a"), ("metrics", "b")])
+@example(path="/totals", pairs=[("dimesions", "a")])
+@example(path="/plotpoints", pairs=[("_", "1"), ("_", "2"), ("key", "k"), ("tzoffset", "-60")])
+@example(path="/plotpoints", pairs=[("metrics", '["a","b","x","b/a"]')])
+@example(path="/plotpoints", pairs=[("depth", "2"), ("limit", "0"), ("threshold", "0"),
+                                    ("dimensions", "a")])
+def test_any_query_answers_json_or_a_400(client, path, pairs):
+    seed(client)
     app = make_app(make_store(client, "hw", NOW), CONFIG, clock=lambda: NOW)
-    status, _, body = call(app, path, urllib.parse.urlencode(fields, errors="surrogatepass"))
+    query = urllib.parse.urlencode(pairs, errors="surrogatepass")
+    status, _, body = call(app, path, query)
     assert status in (200, 400), body
     answer = json.loads(body)
     assert isinstance(answer, dict)
+    event(f"{status} {answer.get('param', '') if status == 400 else path}")
     if status == 400:
         assert set(answer) == {"error", "param"}
+    refused = refused_params(pairs)
+    if any("\ud800" <= c <= "\udfff" for pair in pairs for text in pair for c in text):
+        assert answer["param"] == "query"  # not UTF-8: refused before anything else
+    elif refused:
+        assert status == 400 and answer["param"] in refused, answer
+    elif status == 200 and path == "/plotpoints":
+        assert all(len(series) <= LIMITS.query_metrics for series in answer.values())
+        points = sum(len(points) for series in answer.values() for points in series.values())
+        assert points <= LIMITS.answer_points
+    elif status == 200 and path == "/dimensions":
+        assert len(answer["children"]) <= LIMITS.query_limit
 
 
 @pytest.mark.parametrize("text", [

@@ -200,6 +200,8 @@ _LAST_FLUSH = {
 }
 _BUFFER_STATS = {
     "depth": {"type": "integer", "minimum": 0},
+    "bytes": {"type": "integer", "minimum": 0},
+    "last_flusher_beat_age_seconds": {"type": ["number", "null"]},
     "oldest_age_seconds": {"type": ["number", "null"]},
     "in_flight": {"type": "integer", "minimum": 0},
     "last_flush": _LAST_FLUSH,
@@ -222,12 +224,12 @@ _WHALE_HEALTH = {
                                   **_BUFFER_STATS}},
         "cardinality": {
             "type": "object",
-            "description": "The cardinality guard: children per parent at most `limit`; "
-                           "parents that reached it, with the new children refused "
-                           "(counted as `_other`)",
-            "required": ["limit", "capped_parents"],
+            "description": "The cardinality guard: its limits (children per parent, pks, "
+                           "metric names per pk), and how many parents reached each (what "
+                           "they refused is counted as `_other`); no names",
+            "required": ["limits", "capped_parents"],
             "properties": {
-                "limit": {"type": "integer"},
+                "limits": {"type": "object", "additionalProperties": {"type": "integer"}},
                 "capped_parents": {"type": "object",
                                    "additionalProperties": {"type": "integer"}},
             },

@@ -28,7 +28,7 @@ from hailwhale.exceptions import InvalidInput, InvalidQuery
 from hailwhale.formulas import Formula, parse_metric
 from hailwhale.keys import Path, dim_key
 from hailwhale.periods import Period, Periods
-from whale.rollup import SUM, UNIQUE
+from whale.rollup import SUM, UNIQUE, chunk_of
 from whale.store import Number, Series, Store
 
 MAX_DEPTH = 3
@@ -43,9 +43,9 @@ QUERY_PARAMS = frozenset({
 ALWAYS_ACCEPTED = frozenset({"_", "key"})
 # Aliases: one parameter with two spellings, so giving both is giving it twice.
 SAME_PARAM = {"category": "pk", "dimension": "dimensions", "metric": "metrics"}
-# Keys per Redis round trip: a series chunk holds at most a few thousand buckets and
-# a children set at most Limits.children members, so every reply stays small and the
-# deadline is checked often.
+# Keys per Redis round trip: a series chunk holds a few hundred buckets and a children
+# set at most Limits.children members, so every reply stays small and the deadline is
+# checked often.
 _KEYS_PER_READ = 1000
 _PARENTS_PER_READ = 10
 _TOTALS_PER_CHECK = 500
@@ -65,10 +65,10 @@ class QueryTimeout(InvalidInput):
 class Deadline:
     """When a query must stop: `seconds` after it was made (None: never)."""
 
-    def __init__(self, seconds: float | None, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, seconds: float | None, clock: Callable[[], float] | None = None):
         self.seconds = seconds
-        self.clock = clock
-        self.at = None if seconds is None else clock() + seconds
+        self.clock = clock or time.monotonic
+        self.at = None if seconds is None else self.clock() + seconds
 
     def check(self) -> None:
         """Raise QueryTimeout once the time is up."""
@@ -207,8 +207,9 @@ def clean(value: float) -> Number:
 
 
 def _batches(items: Sequence, size: int, deadline: Deadline) -> Iterator[Sequence]:
-    """`items` `size` at a time, the deadline checked before each."""
-    for first in range(0, len(items), max(1, size)):
+    """`items` `size` at a time (one at least), the deadline checked before each."""
+    size = max(1, size)
+    for first in range(0, len(items), size):
         deadline.check()
         yield items[first:first + size]
 
@@ -232,9 +233,9 @@ class Reader:
     def _read(self, wanted: list[tuple[Path, str]]) -> Iterator[tuple[tuple[Path, str], list]]:
         """Per-bucket values of `wanted` (path, name) series, a bounded round trip at a time."""
         interval, window = self.period.interval, self.window
-        # A sum series is a hash per chunk (a window spans two at most), a unique one
-        # a HyperLogLog per bucket.
-        for kind, keys_each in ((SUM, 2), (UNIQUE, len(window))):
+        # A sum series is a hash per chunk of buckets, a unique one a HyperLogLog per bucket.
+        chunks = len({chunk_of(bucket, interval) for bucket in window})
+        for kind, keys_each in ((SUM, chunks), (UNIQUE, len(window))):
             mine = [item for item in wanted if self.kinds.get(item[1], SUM) == kind]
             for batch in _batches(mine, _KEYS_PER_READ // keys_each, self.deadline):
                 series = [self._series(p, n) for p, n in batch]

@@ -1,5 +1,6 @@
 /*
- * Served as /graph.js (whale/pages.py fills in the options from its query string):
+ * Served as /graph.js (whale/pages.py fills in the options from its query string,
+ * as {"options": {...}}):
  *   <script src="http://hailwhale:8085/graph.js?dimension=sales&metric=dollars&depth=1&live=1"></script>
  * inserts a live graph where the script tag stands, on any page of any origin.
  * jQuery, flot and the plugin come from the HailWhale server only when the page
@@ -24,9 +25,15 @@
         return;
     }
     script.hailwhaleEmbedded = true;
-    // Where the browser fetched this script from beats what the server saw behind a proxy.
-    var match = /^(.*)\/graph\.js(?:[?#].*)?$/.exec(script.src || '');
-    var base = match ? match[1] : embed.base;
+    // The server is where the browser fetched this script from: the server itself does
+    // not say (a Host or X-Forwarded-* header it would go by is the client's to forge).
+    // A proxy that renamed graph.js: the folder the script came from.
+    var src = (script.src || '').replace(/[?#].*$/, '');
+    var match = /^(.*)\/graph\.js$/.exec(src) || /^(.*)\/[^\/]*$/.exec(src);
+    if (!match) {
+        return;
+    }
+    var base = match[1];
 
     var holder = document.createElement('div');
     holder.className = 'hailwhale-embed';
