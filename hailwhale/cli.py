@@ -1,4 +1,4 @@
-"""The `hailwhale` command: serve, count and query.
+"""The `hailwhale` command: serve, hail, flush, count, query, dead-letters and guard.
 
 Every flag has a `HAILWHALE_*` environment variable; a flag wins over it.
 Without a store URL, the store is an embedded Redis (the redis-server bundled
@@ -20,7 +20,9 @@ import simplejson
 
 from hailwhale import __version__
 from hailwhale.config import ENV_VARS, Config, load_config
+from hailwhale.dead_letters_cli import add_dead_letters_parser, run_dead_letters
 from hailwhale.exceptions import ConfigError, HailWhaleError, InvalidInput
+from hailwhale.guard_cli import add_guard_parser, run_guard
 
 if TYPE_CHECKING:
     from hailwhale.embedded import RedisServer
@@ -114,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--limit", type=int)
     query.add_argument("--sort")
     _store_flags(query)
+
+    def store_and_buffer_flags(parser: argparse.ArgumentParser) -> None:
+        _store_flags(parser)
+        parser.add_argument("--hail-url", help=f"buffer Redis URL (env "
+                            f"{ENV_VARS['hail_url']}); default: the store")
+
+    add_dead_letters_parser(commands, store_and_buffer_flags)
+    add_guard_parser(commands)
     return parser
 
 
@@ -310,6 +320,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(config, args, argv)
         if args.command == "hail":
             return hail(config, args, argv)
+        if args.command == "dead-letters":
+            with store_url(config) as (url, _):
+                return run_dead_letters(config, args, url, config.hail_url or url)
+        if args.command == "guard":
+            return run_guard(config, args)
         if args.command == "flush":
             flush(config)
         elif args.command == "count":

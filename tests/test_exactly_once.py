@@ -347,3 +347,35 @@ def test_a_longer_period_reads_every_bucket_stored_before(redis_client, redis_ur
     store = make_store(redis_client, "hw", now)
     store.periods = Periods.parse("15s:30m")
     assert total(store, "n", time.time(), path=("kept",)) == 2  # the last 30 minutes
+
+
+def test_the_dead_letters_command_lists_retries_and_drops(redis_client, redis_url, now):
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*HAILWHALE, "dead-letters", *args, "--redis-url", redis_url],
+                              env=command_env(), capture_output=True, text=True, timeout=60)
+
+    events = random_events(random.Random(8), 50, time.time())
+    store = make_store(redis_client, "hw", time.time())
+    planted = _plant_in_the_middle(redis_client, store, events, time.time())
+    buffer = Buffer(redis_client, KeySpace("hw"))
+    for start in (0, 25):
+        buffer.push(events[start:start + 25], time.time())
+        Flusher(buffer, store, batch_size=25).flush_once()
+    listed = run("list")
+    assert listed.returncode == 0 and listed.stdout.count("batch of 25 items") == 2
+    assert "is a string, not a hash" in listed.stdout
+    first, second = (json.loads(line)["id"] for line in run("list", "--json").stdout.split("\n")
+                     if line)
+    again = run("retry", first)
+    assert again.returncode == 1 and "set aside again" in again.stdout  # not fixed yet
+    redis_client.delete(planted)
+    retried = run("retry", first)
+    assert retried.returncode == 0 and "applied, 25 events counted" in retried.stdout
+    assert run("retry", first).returncode == 2  # gone: nothing to retry twice
+    dropped = run("drop", "--all")
+    assert dropped.returncode == 0 and f"{second}: dropped" in dropped.stdout
+    assert run("list").stdout.strip() == "no dead letters"
+    counted = make_store(redis_client, "model", time.time())
+    counted.count(events[:25])
+    redis_client.delete(*redis_client.keys("hw:{hail}:*"), *redis_client.keys("hw:idem:*"))
+    assert dump(redis_client, "hw") == dump(redis_client, "model")
