@@ -204,7 +204,7 @@ def test_nothing_of_the_store_leaks_into_answers(caplog):
         store.count = fault
         store.metric_kinds = fault
         for path in ("/count_now", "/totals", "/meta"):
-            code, headers, body = call(app, path, {"dimensions": "sales"})
+            code, headers, body = call(app, path, {"pk": "sales"})
             assert code == status, (path, body)
             assert headers["Content-Type"].startswith("application/json")
             text = body.decode()

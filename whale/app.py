@@ -97,13 +97,13 @@ def make_app(
         return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain"})
 
     def params() -> dict[str, str]:
-        return dict(request.query.decode().allitems())
+        return queries.check_params(request.query.decode().allitems(), queries.QUERY_PARAMS)
 
     @app.get("/plotpoints")
     @handle_errors
     def plotpoints() -> HTTPResponse:
         args = params()
-        query = queries.parse_query(args, limits)
+        query = queries.parse_query(args, limits, config.query_timeout)
         period = periods.find(args.get("period"))
         return json_response(queries.plotpoints(store, query, period, clock()))
 
@@ -111,7 +111,7 @@ def make_app(
     @handle_errors
     def totals() -> HTTPResponse:
         args = params()
-        query = queries.parse_query(args, limits)
+        query = queries.parse_query(args, limits, config.query_timeout)
         chosen = queries.find_periods(periods, args.get("period"))
         return json_response(queries.totals(store, query, chosen, clock()))
 
@@ -119,7 +119,8 @@ def make_app(
     @handle_errors
     def dimensions() -> HTTPResponse:
         args = params()
-        query = queries.parse_query(args, limits, threshold=None, limit=None)
+        query = queries.parse_query(args, limits, config.query_timeout, threshold=None,
+                                      limit=None)
         period = periods.find(args.get("period"))
         return json_response(queries.dimensions(store, query, period, clock()))
 
