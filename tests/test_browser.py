@@ -52,6 +52,11 @@ SEED = (
         "at": AT - k * STEP} for k in range(1, 200)]
     + [{"dimensions": {"country": "US" if k % 3 else "CA"}, "at": AT - k * STEP}
        for k in range(0, 200, 2)]
+    # pk "codes", hits: 7 (5, all under 7/b), x (4), 404 (3, all under 404/a). Integer-like
+    # names, which JSON.parse moves to the front of an object, and a second level.
+    + [{"pk": "codes", "dimensions": {"7": "b"}, "at": AT}] * 5
+    + [{"pk": "codes", "dimensions": "x", "at": AT}] * 4
+    + [{"pk": "codes", "dimensions": {"404": "a"}, "at": AT}] * 3
 )
 
 
@@ -190,13 +195,20 @@ def watched(browser) -> Iterator[Watched]:
         one.context.close()
 
 
-def plugin_page(other_origin: Pages, whale: str, name: str, body: str = "") -> str:
-    """A page on another origin that loads jQuery, flot and the plugin from Whale."""
+PLUGIN = ["css/hailwhale.css", "js/hailwhale.client.js", "js/hailwhale.widget.js",
+          "js/jquery.hailwhale.js"]
+
+
+def plugin_page(other_origin: Pages, whale: str, name: str, body: str = "",
+                plugin: list[str] = PLUGIN) -> str:
+    """A page on another origin that loads jQuery, flot and the plugin's files from Whale."""
+    tags = "".join(f'<link rel="stylesheet" href="{whale}/static/{path}">' if path.endswith(".css")
+                   else f'<script src="{whale}/static/{path}"></script>' for path in plugin)
     return other_origin.put(f"/{name}.html", f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{name}</title><link rel="icon" href="data:,">
 <script src="{whale}/static/vendor/jquery/jquery.min.js"></script>
 <script src="{whale}/static/vendor/flot/jquery.flot.js"></script>
-<script src="{whale}/static/js/jquery.hailwhale.js"></script>
+{tags}
 </head><body style="margin:16px;width:760px">{body or '<div id="g"></div>'}</body></html>""")
 
 
@@ -343,6 +355,35 @@ def test_autoupdate_picks_up_new_events_and_destroy_stops_polling(whale, other_o
         0, None]
 
 
+def test_series_keep_the_servers_order_with_the_plugin_file_alone(whale, other_origin, watched):
+    page = watched.page
+    # The one tag pages used before the plugin was split: it fetches the rest itself.
+    page.goto(plugin_page(other_origin, whale, "alone", plugin=["js/jquery.hailwhale.js"]))
+    page.evaluate("url => $('#g').hailwhale({url: url, pk: 'codes', depth: 2})", whale)
+    page.wait_for_selector("#g[data-hailwhale-state=ready]", timeout=10_000)
+    assert [watched.requested(f"/static/{path}") for path in PLUGIN] == [1, 1, 1, 1]
+    assert page.locator("#g .hailwhale-legend").evaluate("e => getComputedStyle(e).display") == (
+        "flex")  # the stylesheet is in
+
+    # The server's order, not JSON.parse's (integer-like keys first) nor a re-sort by level:
+    # the parent, then each child (largest first) followed by its own.
+    assert legend(page) == ["overall", "7", "7 › b", "x", "404", "404 › a"]
+    widths = page.evaluate("() => Object.fromEntries($('#g').hailwhale('plot').getData()"
+                           ".map(s => [s.key, s.lines.lineWidth]))")
+    assert widths == {"_": 3, "7": 1.5, '["7","b"]': 1, "x": 1.5, "404": 1.5, '["404","a"]': 1}
+    rows = page.evaluate("""url => $.hailwhale(url).rows({pk: 'codes', depth: 1})
+        .then(periods => periods.map(p => [p[0], p[1].map(row => row[0])]))""", whale)
+    assert rows == [[period, ["_", "7", "x", "404"]] for period in PERIODS.split(",")]
+    page.locator("#g").screenshot(path=SCREENSHOTS / "graph-order.png")
+
+    # Drilling down from the legend: the child's path, as the server spells its key.
+    page.evaluate("() => $('#g').hailwhale('update', {drilldown: true})")
+    page.wait_for_selector("#g button.hailwhale-key")
+    page.locator("#g button.hailwhale-key", has_text="404 › a").click()
+    page.wait_for_function("() => $('#g').hailwhale('options').dimension.join('/') === '404/a'")
+    page.wait_for_function("() => $('#g .hailwhale-key').text() === '404 › a'")
+
+
 def test_count_from_a_page(whale, other_origin, watched):
     page = watched.page
     page.goto(plugin_page(other_origin, whale, "count"))
@@ -373,6 +414,7 @@ def test_graph_js_embeds_a_live_graph_in_another_origin(whale, other_origin, wat
     assert set(series(page, ".hailwhale-embed")) == {SALES, P1, P2}
     assert page.evaluate("() => $('.hailwhale-embed').hailwhale('options').autoupdate")
     assert watched.requested("/static/vendor/jquery/jquery.min.js") == 1
+    assert [watched.requested(f"/static/{path}") for path in PLUGIN] == [1, 1, 1, 1]
 
 
 def test_graph_js_uses_the_pages_own_jquery_and_loads_each_library_once(
@@ -392,7 +434,7 @@ def test_graph_js_uses_the_pages_own_jquery_and_loads_each_library_once(
     assert titles == ["Graph 0", "Graph 1"]
     assert watched.requested(f"{whale}/static/vendor/jquery/") == 0
     assert watched.requested("/static/vendor/flot/jquery.flot.js") == 1
-    assert watched.requested("/static/js/jquery.hailwhale.js") == 1
+    assert [watched.requested(f"/static/{path}") for path in PLUGIN] == [1, 1, 1, 1]
 
 
 def test_dashboard_drills_down_and_keeps_the_choice_in_the_url(whale, watched):

@@ -105,7 +105,7 @@
         if (pk === '' || pk === '_') {
             return 'all events without a pk';
         }
-        return hw.keyPath(pk).join(' › ');
+        return hw.toPath(pk).join(' › ');  // /meta names pks by dim_key
     }
 
     function syncControls() {
@@ -238,34 +238,32 @@
         $.each(answer.children, function (i, child) {
             var total = child.totals[Object.keys(child.totals)[0]];
             var $button = $('<button type="button"></button>').attr('title', 'Drill down')
-                .on('click', function () { drill(hw.keyPath(child.key)); });
+                .on('click', function () { drill(state.dimension.concat([child.name])); });
             $('<span class="name"></span>').text(child.name).appendTo($button);
             $('<span class="value"></span>').text(number(total)).appendTo($button);
             $('<li></li>').append($button).appendTo($list);
         });
     }
 
+    /** answer: [[period, [[dim_key, {metric: total}], ...]], ...], as the server ranks them. */
     function renderTotals(answer) {
-        var periods = Object.keys(answer);
-        var parentKey = hw.dimKey(state.dimension);
-        var keys = [];
-        $.each(periods, function (i, period) {
-            $.each(answer[period], function (key) {
-                if (keys.indexOf(key) < 0) {
-                    keys.push(key);
+        var periods = [];
+        var rowsOf = {};
+        var keys = [];  // every period's rows, in the server's order: the parent first
+        $.each(answer, function (i, period) {
+            var rows = rowsOf[period[0]] = {};
+            periods.push(period[0]);
+            $.each(period[1], function (j, row) {
+                rows[row[0]] = row[1];
+                if (keys.indexOf(row[0]) < 0) {
+                    keys.push(row[0]);
                 }
             });
         });
         function total(key, period) {
-            var row = answer[period][key];
+            var row = rowsOf[period][key];
             return row ? row[Object.keys(row)[0]] : null;
         }
-        keys.sort(function (a, b) {
-            if (a === parentKey || b === parentKey) {
-                return a === parentKey ? -1 : 1;
-            }
-            return Math.abs(total(b, periods[0]) || 0) - Math.abs(total(a, periods[0]) || 0);
-        });
         var $table = $('#totals').empty();
         var $head = $('<tr></tr>').appendTo($('<thead></thead>').appendTo($table));
         $('<th scope="col"></th>').text('dimension').appendTo($head);
@@ -275,13 +273,14 @@
         var $body = $('<tbody></tbody>').appendTo($table);
         var parentPath = state.dimension;
         $.each(keys, function (i, key) {
-            var path = hw.keyPath(key);
             var $row = $('<tr></tr>').appendTo($body);
             var $name = $('<th scope="row"></th>').appendTo($row);
-            if (key === parentKey) {
+            if (i === 0) {
                 $row.addClass('parent');
-                $name.text(path.length ? path.join(' › ') : 'overall');
+                $name.text(parentPath.length ? parentPath.join(' › ') : 'overall');
             } else {
+                // /totals names a child by its dim_key alone: its path is read from that.
+                var path = hw.toPath(key);
                 $('<button type="button"></button>').text(path.slice(parentPath.length).join(' › '))
                     .on('click', function () { drill(path); }).appendTo($name);
             }
@@ -301,7 +300,7 @@
         var generation = ++sideGeneration;
         var period = state.period ? {period: state.period} : {};
         var children = api.dimensions(apiParams(period));
-        var totals = api.totals(apiParams({depth: 1}));
+        var totals = api.rows(apiParams({depth: 1}));
         children.done(function (answer) {
             if (generation === sideGeneration) {
                 renderChildren(answer);

@@ -1,17 +1,15 @@
-/*!
- * jquery.hailwhale.js: live HailWhale graphs with flot.
- *
+/*! jquery.hailwhale.js: the plugin glue: $(el).hailwhale(...) makes and drives hailwhale.widget.js graphs. */
+/*
  *   $('#graph').hailwhale({url: 'http://localhost:8085', dimension: 'sales',
  *                          metric: 'dollars', depth: 1, autoupdate: true});
  *   $('#graph').hailwhale('destroy');
  *   $.hailwhale('http://localhost:8085').count({dimensions: {sales: 'p42'},
  *                                               metrics: {dollars: 500}});
  *
- * Needs jQuery (1.9+) and flot 4 (with its time and stack plugins: the es5
- * bundle has them). The widget styles itself (one <style> per page), draws
- * its own HTML legend (flot 4's SVG legend ignores clicks, pastes labels in
- * as markup and has a black background unless styled), and polls with one
- * setTimeout chain per widget, so no timer outlives `destroy`.
+ * Load after jQuery, flot, hailwhale.client.js and hailwhale.widget.js, with
+ * css/hailwhale.css linked. A page that loads this file alone (as before the
+ * split) gets what it lacks from this file's folder, once; $(el).hailwhale()
+ * calls made meanwhile run, in order, when it is in.
  */
 (function ($) {
     'use strict';
@@ -21,654 +19,78 @@
     }
 
     var DATA_KEY = 'hailwhale';
-    var DEFAULTS = {
-        url: '',            // the HailWhale server; '' is this page's origin
-        key: null,          // the server's read key, if it has one
-        pk: null,           // category: a name or a JSON list path
-        dimension: null,    // the parent path: a name, an array or a JSON list
-        metric: 'hits',     // a metric name or a formula such as dollars/hits
-        period: null,       // a configured period such as 15s:3h; null is the server's first
-        depth: 0,           // 1 adds the children, 2 the grandchildren
-        threshold: null,    // null is the server's default (0.1)
-        limit: null,        // null is the server's default (10 per parent)
-        sort: null,
-        autoupdate: false,
-        interval: 10000,    // ms between polls when autoupdate
-        title: null,
-        area: false,        // stack the children as filled areas under the overall line
-        colors: null,       // [overall, child, child, ...]
-        legend: true,
-        height: null,       // px; null uses the element's own height, or 260
-        drilldown: false,   // legend children are buttons that trigger 'hailwhaleselect'
-        flot: null          // extra flot options, merged last
-    };
-    var COLORS = ['#1d3557', '#4e79a7', '#f28e2b', '#e15759', '#59a14f', '#b07aa1',
-                  '#76b7b2', '#edc948', '#ff9da7', '#9c755f', '#8cd17d', '#bab0ac'];
-    var LINE_WIDTHS = [3, 1.5, 1, 1];
-    var STYLE_ID = 'hailwhale-style';
-    var STYLE = [
-        '.hailwhale{position:relative;box-sizing:border-box;color:#1f2933;',
-        'font:13px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}',
-        '.hailwhale *{box-sizing:border-box}',
-        '.hailwhale-title{font-weight:600;font-size:15px;margin:0 0 6px}',
-        '.hailwhale-frame{position:relative}',
-        '.hailwhale-plot{position:relative;width:100%;min-height:80px}',
-        '.hailwhale-plot .flot-tick-label{fill:#52606d;font-size:11px}',
-        '.hailwhale .legend .background{fill:#fff;fill-opacity:.9;stroke:#d9dee4}',
-        '.hailwhale-legend{display:flex;flex-wrap:wrap;gap:2px 14px;margin-top:6px;',
-        'padding:2px 0;background:#fff}',
-        '.hailwhale-key{display:inline-flex;align-items:center;gap:6px;margin:0;padding:1px 2px;',
-        'border:0;background:none;font:inherit;color:inherit;text-align:left;max-width:100%}',
-        '.hailwhale-key span{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}',
-        '.hailwhale-key i{flex:none;display:inline-block;width:14px;height:3px;border-radius:2px}',
-        '.hailwhale-key.hailwhale-level0{font-weight:600}',
-        '.hailwhale-key.hailwhale-level0 i{height:5px}',
-        '.hailwhale-key.hailwhale-stacked i{height:10px;opacity:.7}',
-        'button.hailwhale-key{cursor:pointer;border-radius:3px}',
-        'button.hailwhale-key:hover span,button.hailwhale-key:focus span{text-decoration:underline}',
-        '.hailwhale-error{position:absolute;z-index:3;top:10px;left:50%;transform:translateX(-50%);',
-        'max-width:90%;padding:6px 10px;border:1px solid #e3a1a1;border-radius:4px;',
-        'background:#fff5f5;color:#9b1c1c;white-space:pre-wrap}',
-        '.hailwhale-note{position:absolute;z-index:2;top:40%;left:0;right:0;text-align:center;',
-        'color:#7b8794;pointer-events:none}',
-        '.hailwhale-tip{position:absolute;z-index:4;pointer-events:none;padding:6px 8px;',
-        'border:1px solid #cbd2d9;border-radius:4px;background:rgba(255,255,255,.97);',
-        'box-shadow:0 2px 8px rgba(0,0,0,.12);font-size:12px;white-space:nowrap}',
-        '.hailwhale-tip table{border-collapse:collapse}',
-        '.hailwhale-tip td{padding:1px 0}',
-        '.hailwhale-tip td+td{padding-left:12px;text-align:right;font-variant-numeric:tabular-nums}',
-        '.hailwhale-tip i{display:inline-block;width:8px;height:8px;border-radius:50%;margin-right:6px}',
-        '.hailwhale-tip-time{font-weight:600;margin-bottom:3px}'
-    ].join('');
-    var nextId = 0;
-
-    // -- paths and keys: the server's spelling, see DESIGN.md "dim_key" ---------
-
-    function toPath(dimension) {
-        if (dimension == null || dimension === '' || dimension === '_') {
-            return [];
-        }
-        if ($.isArray(dimension)) {
-            return $.map(dimension, String);
-        }
-        var text = String(dimension);
-        if (text.charAt(0) === '[' || text.charAt(0) === '"') {
-            try {
-                var parsed = JSON.parse(text);
-                return $.isArray(parsed) ? $.map(parsed, String) : [String(parsed)];
-            } catch (ignored) {
-                return [text];  // the server answers 400 with the reason, shown in the widget
-            }
-        }
-        return [text];
-    }
-
-    function dimKey(path) {
-        if (!path.length) {
-            return '_';
-        }
-        if (path.length === 1 && '[{"'.indexOf(path[0].charAt(0)) < 0) {
-            return path[0];
-        }
-        return JSON.stringify(path);
-    }
-
-    function keyPath(key) {
-        if (key === '_') {
-            return [];
-        }
-        return key.charAt(0) === '[' ? JSON.parse(key) : [key];
-    }
-
-    function pathParam(value) {
-        if ($.isArray(value)) {
-            return value.length ? dimKey($.map(value, String)) : undefined;
-        }
-        return value == null || value === '' ? undefined : String(value);
-    }
-
-    function queryParams(options) {
-        var metric = $.isArray(options.metric) ? options.metric[0] : options.metric;
-        var params = {
-            pk: pathParam(options.pk),
-            dimensions: pathParam(toPath(options.dimension)),
-            metrics: metric || 'hits',
-            period: options.period || undefined,
-            depth: options.depth || undefined,
-            threshold: options.threshold == null ? undefined : options.threshold,
-            limit: options.limit == null ? undefined : options.limit,
-            sort: options.sort || undefined
-        };
-        $.each(params, function (name, value) {
-            if (value === undefined) {
-                delete params[name];
-            }
-        });
-        return params;
-    }
-
-    // -- numbers and times -----------------------------------------------------
-
-    function trimZeros(text) {
-        return text.indexOf('.') < 0 ? text : text.replace(/\.?0+$/, '');
-    }
-
-    function compact(value) {
-        var size = Math.abs(value);
-        var units = [[1e12, 'T'], [1e9, 'B'], [1e6, 'M'], [1e3, 'k']];
-        for (var i = 0; i < units.length; i++) {
-            if (size >= units[i][0]) {
-                return trimZeros((value / units[i][0]).toFixed(2)) + units[i][1];
-            }
-        }
-        if (size === 0) {
-            return '0';
-        }
-        return size >= 1 ? trimZeros(value.toFixed(2)) : trimZeros(value.toPrecision(3));
-    }
-
-    /** A round axis end a little beyond `value`, on a step of at least `least`. */
-    function roundUp(value, least) {
-        if (value <= 0) {
-            return 0;
-        }
-        value *= 1.05;  // headroom: the highest point does not touch the frame
-        var rough = value / 5;
-        var magnitude = Math.pow(10, Math.floor(Math.log(rough) / Math.LN10));
-        var steps = [1, 2, 2.5, 5, 10];
-        for (var i = 0; i < steps.length - 1 && rough > steps[i] * magnitude; i++) {
-            // the first round step that fits five ticks
-        }
-        var step = Math.max(steps[i] * magnitude, least || 0);
-        return Math.ceil(value / step - 1e-9) * step;
-    }
-
-    function exact(value) {
-        return Number(value).toLocaleString(undefined, {maximumFractionDigits: 6});
-    }
-
-    function span(ms) {
-        var units = [[86400000, 'd'], [3600000, 'h'], [60000, 'min'], [1000, 's']];
-        for (var i = 0; i < units.length; i++) {
-            if (ms >= units[i][0] && ms % units[i][0] === 0) {
-                return ms / units[i][0] + ' ' + units[i][1];
-            }
-        }
-        return ms + ' ms';
-    }
-
-    function bucketTime(ms, step) {
-        var parts = {month: 'short', day: 'numeric', hourCycle: 'h23'};
-        if (step < 86400000) {
-            parts.hour = '2-digit';
-            parts.minute = '2-digit';
-        } else {
-            parts.year = 'numeric';
-        }
-        if (step < 60000) {
-            parts.second = '2-digit';
-        }
-        return new Date(ms).toLocaleString(undefined, parts);
-    }
-
-    function describeFailure(xhr, url) {
-        var answer = xhr.responseJSON;
-        if (!answer && xhr.responseText) {
-            try {
-                answer = JSON.parse(xhr.responseText);
-            } catch (ignored) {
-                answer = null;
-            }
-        }
-        if (answer && answer.error) {
-            return 'HTTP ' + xhr.status + ': ' + answer.error;
-        }
-        if (!xhr.status) {
-            return 'Could not reach HailWhale at ' + (url || window.location.origin);
-        }
-        return 'HTTP ' + xhr.status + ' ' + (xhr.statusText || 'error');
-    }
-
-    function injectStyle() {
-        if (document.getElementById(STYLE_ID)) {
-            return;
-        }
-        var style = document.createElement('style');
-        style.id = STYLE_ID;
-        style.appendChild(document.createTextNode(STYLE));
-        (document.head || document.documentElement).insertBefore(
-            style, (document.head || document.documentElement).firstChild);
-    }
-
-    // -- the client: queries and counting from a page --------------------------
-
-    /** A client of the server at `url`; `key` (read or write key) goes in a header. */
-    function Client(url, key) {
-        this.url = String(url || '').replace(/\/+$/, '');
-        this.key = key || null;
-    }
-
-    Client.prototype.get = function (path, params, dataType) {
-        return $.ajax({
-            url: this.url + path, data: params || {}, dataType: dataType || 'json',
-            cache: false, traditional: true,
-            headers: this.key ? {'X-HailWhale-Key': this.key} : {}
-        });
-    };
-
-    /** Count one event: {pk, dimensions, metrics, at}; returns the request (a promise). */
-    Client.prototype.count = function (event) {
-        var params = {};
-        $.each(event || {}, function (name, value) {
-            if (value == null) {
-                return;
-            }
-            // JSON for everything but times: a name such as "[draft]" stays a name.
-            params[name] = (name === 'at') ? String(value) : JSON.stringify(value);
-        });
-        return this.get('/count', params, 'text');
-    };
-
-    Client.prototype.plotpoints = function (params) { return this.get('/plotpoints', params); };
-    Client.prototype.totals = function (params) { return this.get('/totals', params); };
-    Client.prototype.dimensions = function (params) { return this.get('/dimensions', params); };
-    Client.prototype.meta = function (params) { return this.get('/meta', params); };
-
-    // -- the widget ------------------------------------------------------------
-
-    function Widget(element, options) {
-        this.element = element;
-        this.$element = $(element);
-        this.options = $.extend({}, DEFAULTS, options);
-        this.ns = 'hailwhale' + (++nextId);
-        this.client = new Client(this.options.url, this.options.key);
-        this.plot = null;
-        this.timer = null;
-        this.xhr = null;
-        this.generation = 0;
-        this.draws = 0;
-        this.colorOf = {};
-        this.entries = [];
-        this.legendSignature = null;
-        this.destroyed = false;
-        this.originalStyle = element.getAttribute('style');
-        injectStyle();
-        this.build();
-        this.refresh();
-    }
-
-    Widget.prototype.build = function () {
-        var self = this;
-        var ownHeight = this.$element.height();
-        this.$element.addClass('hailwhale').empty().attr('data-hailwhale-state', 'loading');
-        this.$title = $('<div class="hailwhale-title"></div>').appendTo(this.$element);
-        // flot removes whatever else its placeholder holds: notes sit beside it, in a frame.
-        this.$frame = $('<div class="hailwhale-frame"></div>').appendTo(this.$element);
-        this.$plot = $('<div class="hailwhale-plot"></div>').appendTo(this.$frame);
-        this.$note = $('<div class="hailwhale-note">Loading…</div>').appendTo(this.$frame);
-        this.$error = $('<div class="hailwhale-error" role="alert"></div>').hide()
-            .appendTo(this.$frame);
-        this.$legend = $('<div class="hailwhale-legend"></div>').appendTo(this.$element);
-        this.$tip = $('<div class="hailwhale-tip"></div>').hide().appendTo(this.$element);
-        this.fixedHeight = !this.options.height && ownHeight >= 120 ? ownHeight : null;
-        if (this.fixedHeight) {
-            // The element has a height of its own: the plot takes what title and legend leave.
-            this.$element.css({display: 'flex', flexDirection: 'column', height: ownHeight});
-            this.$frame.css({flex: '1 1 auto', minHeight: 0});
-            this.$plot.css('height', '100%');
-        }
-        this.applyOptions();
-
-        this.$plot.on('plothover.' + DATA_KEY, function (event, pos) {
-            self.hover(pos);
-        }).on('mouseleave.' + DATA_KEY, function () {
-            self.unhover();
-        });
-        this.$legend.on('click.' + DATA_KEY, 'button.hailwhale-key', function () {
-            var entry = self.entries[+$(this).attr('data-index')];
-            if (!entry) {
-                return;
-            }
-            var event = $.Event('hailwhaleselect');
-            self.$element.trigger(event, [{key: entry.key, path: entry.path.slice(),
-                                            label: entry.label, level: entry.level}]);
-            if (!event.isDefaultPrevented() && entry.level > 0) {
-                self.update({dimension: entry.path});
-            }
-        });
-        var resizing = null;
-        $(window).on('resize.' + this.ns, function () {
-            clearTimeout(resizing);
-            resizing = setTimeout(function () { self.resize(); }, 150);
-        });
-    };
-
-    Widget.prototype.applyOptions = function () {
-        var options = this.options;
-        this.$title.text(options.title || '').toggle(!!options.title);
-        this.$legend.toggle(options.legend !== false);
-        if (!this.fixedHeight) {
-            this.$plot.css('height', (+options.height || 260) + 'px');
-        }
-    };
-
-    /** Change options (e.g. {dimension: [...]}) and redraw in place. */
-    Widget.prototype.update = function (options) {
-        var before = this.options;
-        this.options = $.extend({}, before, options);
-        if (this.options.url !== before.url || this.options.key !== before.key) {
-            this.client = new Client(this.options.url, this.options.key);
-        }
-        var same = ['pk', 'dimension', 'metric', 'url'].every(function (name) {
-            return JSON.stringify(before[name]) === JSON.stringify(this.options[name]);
-        }, this);
-        if (!same) {
-            this.colorOf = {};
-        }
-        this.applyOptions();
-        this.refresh();
-    };
-
-    /** Fetch now; with autoupdate, the next poll follows `interval` ms after this one ends. */
-    Widget.prototype.refresh = function () {
-        if (this.destroyed) {
-            return;
-        }
-        if (!document.documentElement.contains(this.element)) {
-            this.destroy();  // removed from the page without destroy: stop polling anyway
-            return;
-        }
-        clearTimeout(this.timer);
-        this.timer = null;
-        if (this.xhr) {
-            this.xhr.abort();
-        }
-        var self = this;
-        var generation = ++this.generation;
-        var xhr = this.xhr = this.client.plotpoints(queryParams(this.options));
-        xhr.done(function (answer) {
-            if (generation === self.generation) {
-                try {
-                    self.render(answer);
-                } catch (error) {
-                    self.showError('Could not draw the graph: ' + error.message);
-                    if (window.console) {
-                        window.console.error(error);
-                    }
-                }
-            }
-        }).fail(function (failed, status) {
-            if (generation === self.generation && status !== 'abort') {
-                self.showError(describeFailure(failed, self.client.url));
-            }
-        }).always(function () {
-            if (generation === self.generation) {
-                self.xhr = null;
-                self.schedule();
-            }
-        });
-    };
-
-    Widget.prototype.schedule = function () {
-        if (this.destroyed || !this.options.autoupdate) {
-            return;
-        }
-        var self = this;
-        clearTimeout(this.timer);
-        this.timer = setTimeout(function () {
-            self.timer = null;
-            self.refresh();
-        }, Math.max(200, +this.options.interval || DEFAULTS.interval));
-    };
-
-    Widget.prototype.colorFor = function (entry) {
-        var palette = this.options.colors || COLORS;
-        if (entry.level === 0) {
-            return palette[0];
-        }
-        if (!this.colorOf[entry.key]) {
-            var used = 0;
-            $.each(this.colorOf, function () { used++; });
-            this.colorOf[entry.key] = palette[1 + used % Math.max(1, palette.length - 1)];
-        }
-        return this.colorOf[entry.key];
-    };
-
-    /** Entries for each dim_key of a /plotpoints answer: the parent first, then by size. */
-    Widget.prototype.entriesOf = function (answer) {
-        var parent = toPath(this.options.dimension);
-        var wanted = $.isArray(this.options.metric) ? this.options.metric[0] : this.options.metric;
-        var entries = $.map(Object.keys(answer || {}), function (key) {
-            var byMetric = answer[key] || {};
-            var points = byMetric[wanted] || byMetric[Object.keys(byMetric)[0]] || [];
-            var path = keyPath(key);
-            var level = Math.max(0, path.length - parent.length);
-            var size = 0;
-            for (var i = 0; i < points.length; i++) {
-                size += Math.abs(points[i][1]);
-            }
-            var label = level === 0 ? (path.length ? path.join(' › ') : 'overall')
-                                    : path.slice(parent.length).join(' › ');
-            return {key: key, path: path, level: level, points: points, size: size, label: label};
-        });
-        entries.sort(function (a, b) {
-            return a.level - b.level || b.size - a.size || (a.label < b.label ? -1 : 1);
-        });
-        return entries;
-    };
-
-    Widget.prototype.render = function (answer) {
-        var self = this;
-        var options = this.options;
-        var entries = this.entriesOf(answer);
-        var low = 0;
-        var high = 0;
-        var whole = true;
-        $.each(entries, function (i, entry) {
-            entry.color = self.colorFor(entry);
-            $.each(entry.points, function (j, point) {
-                low = Math.min(low, point[1]);
-                high = Math.max(high, point[1]);
-                whole = whole && point[1] % 1 === 0;
-            });
-        });
-        if (options.area) {
-            // Stacked children can top the parent (averages do): the axis must hold the stack.
-            var stacked = [];
-            $.each(entries, function (i, entry) {
-                if (entry.level === 1) {
-                    $.each(entry.points, function (j, point) {
-                        stacked[j] = (stacked[j] || 0) + point[1];
-                        high = Math.max(high, stacked[j]);
-                    });
-                }
-            });
-        }
-        // Children first and the parent last, so its thick line is drawn on top.
-        var ordered = entries.filter(function (e) { return e.level > 0; })
-            .concat(entries.filter(function (e) { return e.level === 0; }));
-        var series = $.map(ordered, function (entry) {
-            var stacked = options.area && entry.level === 1;
-            return {
-                key: entry.key, path: entry.path, level: entry.level, label: entry.label,
-                color: entry.color, data: entry.points, shadowSize: 0,
-                stack: stacked ? 'children' : null,
-                lines: {show: true, lineWidth: stacked ? 1 : LINE_WIDTHS[Math.min(entry.level, 3)],
-                        fill: stacked ? 0.55 : false}
-            };
-        });
-        var first = entries.length && entries[0].points.length ? entries[0].points : null;
-        var xaxis = {
-            min: first ? first[0][0] : Date.now() - 3600000,
-            max: first ? first[first.length - 1][0] : Date.now()
-        };
-        // y from 0 (below only for negative data); an empty window is a flat line on [0, 1].
-        // Counts get whole-number ticks: no 0.2 of a hit.
-        var least = whole ? 1 : 0;
-        var yaxis = {min: low < 0 ? -roundUp(-low, least) : 0,
-                     max: (high === 0 && low === 0) ? 1 : roundUp(high, least),
-                     minTickSize: least || null, tickDecimals: whole ? 0 : null};
-        this.step = first && first.length > 1 ? first[1][0] - first[0][0] : 0;
-        this.entries = entries;
-        this.hideError();
-        var empty = high === 0 && low === 0;
-        this.$note.text(empty ? 'Nothing counted in this window yet' : '').toggle(empty);
-        if (!this.plot) {
-            var flotOptions = $.extend(true, {
-                // Both axes get explicit ends: flot measures tick labels before it
-                // autoscales, so a widened axis could push its top label off the canvas.
-                xaxis: {mode: 'time', timeBase: 'milliseconds', timezone: 'browser',
-                        autoScale: 'none', showMinorTicks: false},
-                yaxis: {tickFormatter: compact, autoScale: 'none', showMinorTicks: false},
-                series: {shadowSize: 0},
-                grid: {hoverable: true, autoHighlight: false, borderWidth: {top: 0, right: 0, bottom: 1, left: 1},
-                       borderColor: '#c3cad3', tickColor: '#edf0f3', color: '#52606d',
-                       labelMargin: 8, margin: {top: 8, right: 12, bottom: 0, left: 0}},
-                legend: {show: false}
-            }, {xaxis: xaxis, yaxis: yaxis}, options.flot || {});
-            this.plot = $.plot(this.$plot, series, flotOptions);
-        } else {
-            var axes = this.plot.getAxes();
-            $.extend(axes.xaxis.options, xaxis);
-            $.extend(axes.yaxis.options, yaxis);
-            this.plot.setData(series);
-            this.plot.setupGrid();
-            this.plot.draw();
-        }
-        this.renderLegend(entries);
-        this.draws++;
-        this.$element.attr({'data-hailwhale-state': 'ready', 'data-hailwhale-draws': this.draws});
-        this.$element.trigger('hailwhaledraw', [{entries: entries, draws: this.draws}]);
-    };
-
-    Widget.prototype.renderLegend = function (entries) {
-        var drill = !!this.options.drilldown;
-        var area = !!this.options.area;
-        var signature = JSON.stringify($.map(entries, function (e) {
-            return [[e.key, e.color, e.label]];
-        })) + drill + area;
-        if (signature === this.legendSignature) {
-            return;  // unchanged: leave the DOM alone, no flicker
-        }
-        this.legendSignature = signature;
-        var $legend = this.$legend.empty();
-        $.each(entries, function (i, entry) {
-            var button = drill && entry.level > 0;
-            var $key = $(button ? '<button type="button"></button>' : '<span></span>')
-                .addClass('hailwhale-key hailwhale-level' + Math.min(entry.level, 3))
-                .toggleClass('hailwhale-stacked', area && entry.level === 1)
-                .attr({'data-index': i, 'data-key': entry.key, title: entry.label});
-            if (button) {
-                $key.attr('title', 'Drill down into ' + entry.label);
-            }
-            $('<i></i>').css('background', entry.color).appendTo($key);
-            $('<span></span>').text(entry.label).appendTo($key);
-            $legend.append($key);
-        });
-    };
-
-    Widget.prototype.hover = function (pos) {
-        if (!this.plot || !this.entries.length || !this.step || pos.x == null) {
-            return;
-        }
-        var first = this.entries[0].points;
-        var index = Math.round((pos.x - first[0][0]) / this.step);
-        if (index < 0 || index >= first.length) {
-            this.unhover();
-            return;
-        }
-        var plot = this.plot;
-        plot.unhighlight();
-        $.each(plot.getData(), function (i, series) {
-            if (series.data[index]) {
-                plot.highlight(series, index);
-            }
-        });
-        var $table = $('<table></table>');
-        $.each(this.entries.slice(0, 12), function (i, entry) {
-            var point = entry.points[index];
-            var $row = $('<tr></tr>').appendTo($table);
-            $('<td></td>').append($('<i></i>').css('background', entry.color))
-                .append(document.createTextNode(entry.label)).appendTo($row);
-            $('<td></td>').text(point ? exact(point[1]) : '–').appendTo($row);
-        });
-        var time = bucketTime(first[index][0], this.step) + ' · ' + span(this.step) + ' bucket';
-        this.$tip.empty().append($('<div class="hailwhale-tip-time"></div>').text(time))
-            .append($table).show();
-        var box = this.$element.offset();
-        var left = pos.pageX - box.left + 14;
-        var top = pos.pageY - box.top + 14;
-        var width = this.$tip.outerWidth();
-        if (left + width > this.$element.innerWidth()) {
-            left = Math.max(0, pos.pageX - box.left - width - 14);
-        }
-        this.$tip.css({left: left, top: top});
-    };
-
-    Widget.prototype.unhover = function () {
-        this.$tip.hide();
-        if (this.plot) {
-            this.plot.unhighlight();
-        }
-    };
-
-    Widget.prototype.resize = function () {
-        if (this.plot && !this.destroyed) {
-            this.plot.resize();
-            this.plot.setupGrid();
-            this.plot.draw();
-        }
-    };
-
-    Widget.prototype.showError = function (message) {
-        this.$error.text(message).show();
-        this.$note.hide();
-        this.$element.attr('data-hailwhale-state', 'error');
-        this.$element.trigger('hailwhaleerror', [message]);
-    };
-
-    Widget.prototype.hideError = function () {
-        this.$error.hide().text('');
-    };
-
-    /** Stop polling, abort the request in flight, and give the element back as it was. */
-    Widget.prototype.destroy = function () {
-        if (this.destroyed) {
-            return;
-        }
-        this.destroyed = true;
-        this.generation++;
-        clearTimeout(this.timer);
-        this.timer = null;
-        if (this.xhr) {
-            this.xhr.abort();
-            this.xhr = null;
-        }
-        $(window).off('.' + this.ns);
-        if (this.plot) {
-            this.plot.destroy();
-            this.plot = null;
-        }
-        this.$element.off('.' + DATA_KEY).empty().removeClass('hailwhale')
-            .removeAttr('data-hailwhale-state data-hailwhale-draws').removeData(DATA_KEY);
-        if (this.originalStyle == null) {
-            this.element.removeAttribute('style');
-        } else {
-            this.element.setAttribute('style', this.originalStyle);
-        }
-    };
-
     var METHODS = {destroy: 1, refresh: 1, update: 1, resize: 1};
+    var script = document.currentScript || $('script[src*="jquery.hailwhale.js"]').last()[0];
+    var folder = script ? script.src.replace(/[?#].*$/, '').replace(/[^\/]*$/, '') : '';
+    var waiting = [];  // calls made before the pieces are in; null once they are
+    var failed = null;
+
+    /** Link the stylesheet and load the scripts the page lacks; then run the waiting calls. */
+    function loadPieces() {
+        var head = document.head || document.documentElement;
+        var missing = 1;
+        function arrived() {
+            if (--missing === 0 && !failed) {
+                ready();
+            }
+        }
+        function lost(src) {
+            failed = 'HailWhale graph: could not load ' + src;
+            $.each(waiting, function (i, call) {
+                plugin.apply(call[0], call[1]);  // says so in the element
+            });
+        }
+        if (!$('link[rel~="stylesheet"][href*="hailwhale.css"]').length) {
+            // First in <head>, so the page's own rules win; without it the graph still draws.
+            var link = $('<link rel="stylesheet">').attr('href', folder + '../css/hailwhale.css')
+                .on('load error', arrived)[0];
+            missing++;
+            head.insertBefore(link, head.firstChild);
+        }
+        $.each([['Client', 'hailwhale.client.js'], ['Widget', 'hailwhale.widget.js']],
+            function (i, piece) {
+                if (!$.hailwhale || !$.hailwhale[piece[0]]) {
+                    var tag = document.createElement('script');
+                    tag.async = false;  // run in the order added: the widget needs the client
+                    tag.src = folder + piece[1];
+                    tag.onload = arrived;
+                    tag.onerror = function () { lost(tag.src); };
+                    missing++;
+                    head.appendChild(tag);
+                }
+            });
+        arrived();
+    }
+
+    function ready() {
+        var calls = waiting;
+        waiting = null;
+        $.fn.hailwhale.defaults = $.hailwhale.Widget.defaults;
+        $.each(calls, function (i, call) {
+            plugin.apply(call[0], call[1]);
+        });
+    }
 
     /**
      * $(el).hailwhale(options) draws; $(el).hailwhale('destroy' | 'refresh' | 'resize');
      * $(el).hailwhale('update', options); $(el).hailwhale('plot') returns the flot plot,
      * $(el).hailwhale('options') the options in force.
      */
-    $.fn.hailwhale = function (options) {
+    function plugin(options) {
+        var getter = options === 'plot' || options === 'options';
+        if (failed) {
+            if (typeof options !== 'string') {
+                this.text(failed).attr('data-hailwhale-state', 'error');
+            }
+            return getter ? undefined : this;
+        }
+        if (waiting) {
+            waiting.push([this, arguments]);
+            return getter ? undefined : this;
+        }
         if (typeof options === 'string') {
             var args = Array.prototype.slice.call(arguments, 1);
-            if (options === 'plot' || options === 'options') {
+            if (getter) {
                 var widget = this.first().data(DATA_KEY);
                 if (!widget) {
                     return undefined;
@@ -690,18 +112,10 @@
             if (old) {
                 old.destroy();
             }
-            $(this).data(DATA_KEY, new Widget(this, options));
+            $(this).data(DATA_KEY, new $.hailwhale.Widget(this, options));
         });
-    };
-    $.fn.hailwhale.defaults = DEFAULTS;
+    }
 
-    /** $.hailwhale(url[, key]): a client with count(event), plotpoints, totals, dimensions, meta. */
-    $.hailwhale = function (url, key) {
-        return new Client(url, key);
-    };
-    $.hailwhale.Client = Client;
-    $.hailwhale.dimKey = dimKey;
-    $.hailwhale.toPath = toPath;
-    $.hailwhale.keyPath = keyPath;
-    $.hailwhale.format = compact;
+    $.fn.hailwhale = plugin;
+    loadPieces();
 }(window.jQuery));

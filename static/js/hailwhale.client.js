@@ -1,0 +1,221 @@
+/*! hailwhale.client.js: HailWhale's HTTP client ($.hailwhale(url[, key])): query URLs, the read key, count(). */
+/*
+ *   $.hailwhale('http://localhost:8085').count({dimensions: {sales: 'p42'},
+ *                                               metrics: {dollars: 500}});
+ *
+ * Needs jQuery (1.9+) only: a page that just counts loads this file alone.
+ * Answers keep the server's order (it ranks children: largest first, ties by
+ * name). JSON.parse does not: it moves integer-like keys ("404") to the front
+ * of an object, so series() and rows() read the order from the answer's text.
+ */
+(function ($) {
+    'use strict';
+
+    if (!$) {
+        throw new Error('hailwhale.client.js needs jQuery on the page first');
+    }
+
+    // -- dimension paths and dim_keys: the server's spelling (DESIGN.md, "dim_key") --
+
+    /** The dim_key of a path: `_` for overall, the segment alone, or the compact JSON list. */
+    function dimKey(path) {
+        if (!path.length) {
+            return '_';
+        }
+        if (path.length === 1 && '[{"'.indexOf(path[0].charAt(0)) < 0) {
+            return path[0];
+        }
+        return JSON.stringify(path);
+    }
+
+    /**
+     * The path of a dimension given as an array, a name, a JSON list or a dim_key. Only for
+     * what answers no path: a URL, or an answer that names series by dim_key alone.
+     */
+    function toPath(dimension) {
+        if (dimension == null || dimension === '' || dimension === '_') {
+            return [];
+        }
+        if ($.isArray(dimension)) {
+            return $.map(dimension, String);
+        }
+        var text = String(dimension);
+        if (text.charAt(0) === '[' || text.charAt(0) === '"') {
+            try {
+                var parsed = JSON.parse(text);
+                return $.isArray(parsed) ? $.map(parsed, String) : [String(parsed)];
+            } catch (ignored) {
+                return [text];
+            }
+        }
+        return [text];
+    }
+
+    /** A `pk` or `dimensions` parameter: arrays spelled as dim_keys, text as given. */
+    function pathParam(value) {
+        if ($.isArray(value)) {
+            return value.length ? dimKey($.map(value, String)) : undefined;
+        }
+        return value == null || value === '' ? undefined : String(value);
+    }
+
+    /** /plotpoints parameters from the plugin's options (one metric: the graph's). */
+    function graphParams(options) {
+        var metric = $.isArray(options.metric) ? options.metric[0] : options.metric;
+        var params = {
+            pk: pathParam(options.pk),
+            dimensions: pathParam(options.dimension),
+            metrics: metric || 'hits',
+            period: options.period || undefined,
+            depth: options.depth || undefined,
+            threshold: options.threshold == null ? undefined : options.threshold,
+            limit: options.limit == null ? undefined : options.limit,
+            sort: options.sort || undefined
+        };
+        $.each(params, function (name, value) {
+            if (value === undefined) {
+                delete params[name];
+            }
+        });
+        return params;
+    }
+
+    // -- answers in the server's order -------------------------------------------
+
+    function isIndex(key) {
+        return /^(0|[1-9][0-9]{0,9})$/.test(key) && +key < 4294967295;
+    }
+
+    /** The keys of every object in the JSON `text`, by nesting level, in the text's order. */
+    function keyOrder(text) {
+        var token = /"(?:[^"\\]|\\.)*"|[{}[\],]/g;
+        var open = [];
+        var levels = [];
+        var expectKey = false;
+        var match;
+        while ((match = token.exec(text)) !== null) {
+            var found = match[0];
+            if (found === '{' || found === '[') {
+                open.push(found);
+                expectKey = found === '{';
+                if (expectKey) {
+                    (levels[open.length] = levels[open.length] || []).push([]);
+                }
+            } else if (found === '}' || found === ']') {
+                open.pop();
+                expectKey = false;
+            } else if (found === ',') {
+                expectKey = open[open.length - 1] === '{';
+            } else {
+                if (expectKey) {
+                    var objects = levels[open.length];
+                    objects[objects.length - 1].push(JSON.parse(found));
+                }
+                expectKey = false;
+            }
+        }
+        return levels;
+    }
+
+    /**
+     * The JSON `text` with its objects `depth` levels down (and above) as [[key, value], ...]
+     * lists in the text's order; the text is scanned only when JSON.parse moved a key.
+     */
+    function inOrder(text, depth) {
+        var answer = JSON.parse(text);
+        var order = null;
+        var seen = [];
+        function pairs(object, level) {
+            var keys = Object.keys(object);
+            var index = seen[level] = (seen[level] || 0) + 1;
+            if (keys.some(isIndex)) {
+                order = order || keyOrder(text);
+                keys = order[level][index - 1];
+            }
+            return $.map(keys, function (key) {
+                var value = object[key];
+                return [[key, level < depth ? pairs(value, level + 1) : value]];
+            });
+        }
+        return pairs(answer, 1);
+    }
+
+    // -- the client ----------------------------------------------------------------
+
+    /** A client of the server at `url`; `key` (read or write key) goes in a header. */
+    function Client(url, key) {
+        this.url = String(url || '').replace(/\/+$/, '');
+        this.key = key || null;
+    }
+
+    Client.prototype.get = function (path, params, dataType) {
+        return $.ajax({
+            url: this.url + path, data: params || {}, dataType: dataType || 'json',
+            cache: false, traditional: true,
+            headers: this.key ? {'X-HailWhale-Key': this.key} : {},
+            converters: {
+                'text series': function (text) { return inOrder(text, 1); },
+                'text rows': function (text) { return inOrder(text, 2); }
+            }
+        });
+    };
+
+    /** Count one event: {pk, dimensions, metrics, at}; returns the request (a promise). */
+    Client.prototype.count = function (event) {
+        var params = {};
+        $.each(event || {}, function (name, value) {
+            if (value == null) {
+                return;
+            }
+            // JSON for everything but times: a name such as "[draft]" stays a name.
+            params[name] = (name === 'at') ? String(value) : JSON.stringify(value);
+        });
+        return this.get('/count', params, 'text');
+    };
+
+    Client.prototype.plotpoints = function (params) { return this.get('/plotpoints', params); };
+    Client.prototype.totals = function (params) { return this.get('/totals', params); };
+    Client.prototype.dimensions = function (params) { return this.get('/dimensions', params); };
+    Client.prototype.meta = function (params) { return this.get('/meta', params); };
+
+    /**
+     * The graph the plugin's `options` ask for: /plotpoints as [[dim_key, {metric: points}],
+     * ...], the parent first, then each child followed by its own, in the server's order.
+     */
+    Client.prototype.series = function (options) {
+        return this.get('/plotpoints', graphParams(options), 'series');
+    };
+
+    /** /totals as [[period, [[dim_key, {metric: total}], ...]], ...], in the server's order. */
+    Client.prototype.rows = function (params) {
+        return this.get('/totals', params, 'rows');
+    };
+
+    /** A failed request in one sentence: the server's reason, or why there was no answer. */
+    Client.prototype.failure = function (xhr) {
+        var answer = xhr.responseJSON;
+        if (!answer && xhr.responseText) {
+            try {
+                answer = JSON.parse(xhr.responseText);
+            } catch (ignored) {
+                answer = null;
+            }
+        }
+        if (answer && answer.error) {
+            return 'HTTP ' + xhr.status + ': ' + answer.error;
+        }
+        if (!xhr.status) {
+            return 'Could not reach HailWhale at ' + (this.url || window.location.origin);
+        }
+        return 'HTTP ' + xhr.status + ' ' + (xhr.statusText || 'error');
+    };
+
+    /** $.hailwhale(url[, key]): a client with count(event), plotpoints, totals, dimensions, meta. */
+    $.hailwhale = function (url, key) {
+        return new Client(url, key);
+    };
+    $.hailwhale.Client = Client;
+    $.hailwhale.dimKey = dimKey;
+    $.hailwhale.toPath = toPath;
+    $.hailwhale.keyPath = toPath;  // the name it had; a dim_key is one of the spellings toPath reads
+}(window.jQuery));
