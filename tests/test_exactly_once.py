@@ -165,7 +165,7 @@ def test_a_poison_batch_goes_aside_whole_and_a_retry_counts_it_once(redis_client
     planted = _plant_in_the_middle(redis_client, store, events, now)
     buffer = Buffer(redis_client, BUFFER_KEYS)
     buffer.push(events, now)
-    later = random_events(random.Random(4), 30, now)
+    later = events_of([{"pk": "later", "dimensions": "x"}] * 30, now)  # not on the planted key
     flusher = Flusher(buffer, store, batch_size=120)
     assert flusher.flush_once() == 0  # set aside, not retried
     assert [k for k in redis_client.keys("buffered:*") if b"applied" not in k] == [planted]
@@ -222,22 +222,37 @@ def test_the_second_poison_request_is_split_into_bounded_calls(redis_client, now
     """100 events of 32 dimensions and 31 metrics: over 1,048,576 arguments as one call."""
     batch = [{"dimensions": {f"d{d}": f"e{e}" for d in range(32)},
               "metrics": {f"m{m}": 1 for m in range(31)}} for e in range(100)]
-    events = events_of(batch, now)
+    store = flushed_in_pieces(redis_client, events_of(batch, now), now)
+    assert total(store, "m7", now, path=("d3",)) == 100
+    assert total(store, "hits", now, path=("d3", "e42")) == 1
+
+
+def flushed_in_pieces(redis_client, events: list, now: float):
+    """`events` flushed as one batch, checking that it took over 1,048,576 arguments in all
+    and that no one call held more than the bound."""
     store = make_store(redis_client, "buffered", now)
-    calls = store._pieces(store.rollup(events, now))
-    assert sum(len(keys) + len(args) for _, keys, args in calls) > 1_048_576
-    assert max(len(keys) + len(args) for _, keys, args in calls) <= store.piece_args
-    flushed(redis_client, "buffered", events, now)
-    assert total(make_store(redis_client, "buffered", now), "m7", now, path=("d3",)) == 100
-    assert total(make_store(redis_client, "buffered", now), "hits", now,
-                 path=("d3", "e42")) == 1
+    sizes: list[int] = []
+    run = store._run
+
+    def measured(calls, *args, **kwargs):
+        if kwargs.get("mode", "write") == "write":
+            sizes.extend(len(keys) + len(args_) for _, keys, args_ in calls)
+        return run(calls, *args, **kwargs)
+
+    store._run = measured
+    buffer = Buffer(redis_client, KeySpace("buffered-buf"))
+    for start in range(0, len(events), 1000):
+        buffer.push(events[start:start + 1000], now)
+    assert Flusher(buffer, store, batch_size=5000).flush_all() == len(events)
+    assert sum(sizes) > 1_048_576 and max(sizes) <= store.piece_args + 2
+    return store
 
 
 def test_a_batch_of_5000_pks_with_21_metrics_flushes(redis_client, now):
     batch = [{"pk": f"pk{n}", "metrics": {f"m{m}": 1 for m in range(21)}} for n in range(5000)]
     events = [e for start in range(0, 5000, 1000)
               for e in events_of(batch[start:start + 1000], now)]
-    store = flushed(redis_client, "buffered", events, now)
+    store = flushed_in_pieces(redis_client, events, now)
     assert total(store, "m20", now, pk=("pk4999",)) == 1
     assert len(store.pks()) == 5000
 
@@ -354,9 +369,12 @@ def test_the_dead_letters_command_lists_retries_and_drops(redis_client, redis_ur
         return subprocess.run([*HAILWHALE, "dead-letters", *args, "--redis-url", redis_url],
                               env=command_env(), capture_output=True, text=True, timeout=60)
 
-    events = random_events(random.Random(8), 50, time.time())
+    events = events_of([{"dimensions": f"d{n % 5}"} for n in range(50)], time.time())
     store = make_store(redis_client, "hw", time.time())
-    planted = _plant_in_the_middle(redis_client, store, events, time.time())
+    # the overall series, which both batches write
+    planted = next(key for key, _ in store.rollup(events, time.time()).sums
+                   if key.startswith("hw:{_|_}:15:hits:"))
+    redis_client.set(planted, "not a hash")
     buffer = Buffer(redis_client, KeySpace("hw"))
     for start in (0, 25):
         buffer.push(events[start:start + 25], time.time())

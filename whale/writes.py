@@ -90,6 +90,10 @@ def _spell(number: int | float) -> str:
 def pieces(rollup: Rollup, cluster: bool, expiry_sent: Callable[[str, int], bool],
            max_args: int = MAX_ARGS, max_bytes: int = MAX_BYTES) -> list[Piece]:
     """The script calls that write `rollup`; `expiry_sent(key, at)` skips known expiries."""
+    if not cluster:
+        single = _one_piece(rollup, expiry_sent, max_args, max_bytes)
+        if single is not None:
+            return single
     by_key: dict[str, _KeyOps] = {}
 
     def ops_of(key: str) -> _KeyOps:
@@ -144,6 +148,52 @@ def pieces(rollup: Rollup, cluster: bool, expiry_sent: Callable[[str, int], bool
         piece.add(key, ops)
     done += [piece.encode(slot) for slot, piece in open_pieces.items()]
     return done
+
+
+def _one_piece(rollup: Rollup, expiry_sent: Callable[[str, int], bool], max_args: int,
+               max_bytes: int) -> list[Piece] | None:
+    """The usual case, built the short way: everything in one piece, if it fits in one."""
+    uniques = sum(map(len, rollup.uniques.values()))
+    count = (3 * len(rollup.sums) + 4 * len(rollup.last_seen) + 3 * len(rollup.kinds)
+             + 2 * len(rollup.expiries) + uniques + 4 * len(rollup.uniques) + 16)
+    # keys run to ~100 bytes, ids to 800 (200 characters of UTF-8)
+    if count > max_args or count * 100 + uniques * 800 > max_bytes:
+        return None
+    if not rollup.sums and not rollup.uniques and not rollup.last_seen and not rollup.kinds:
+        return []
+    keys: list[str] = []
+    args: list[str] = []
+    for key, idents in rollup.uniques.items():
+        ordered = sorted(idents)
+        for first in range(0, len(ordered), IDS_PER_OP):
+            chunk = ordered[first:first + IDS_PER_OP]
+            keys.append(key)
+            args += ("PFADD", str(len(chunk)), "1", *chunk)
+    sections: list[tuple[str, int, list[str], list[str]]] = []
+    incr_keys, incr_args = [], []
+    for (key, bucket), amount in rollup.sums.items():
+        incr_keys.append(key)
+        incr_args += (str(bucket), _spell(total(amount)))
+    sections.append(("HINCRBYFLOAT", 2, incr_keys, incr_args))
+    zadd_keys, zadd_args = [], []
+    for (key, member), at in rollup.last_seen.items():
+        zadd_keys.append(key)
+        zadd_args += ("GT", repr(at), member)
+    sections.append(("ZADD", 3, zadd_keys, zadd_args))
+    hsetnx_keys, hsetnx_args = [], []
+    for (key, metric), kind in rollup.kinds.items():
+        hsetnx_keys.append(key)
+        hsetnx_args += (metric, kind)
+    sections.append(("HSETNX", 2, hsetnx_keys, hsetnx_args))
+    expire_keys = [key for key, at in rollup.expiries.items() if not expiry_sent(key, at)]
+    sections.append(("EXPIREAT", 1, expire_keys,
+                     [str(rollup.expiries[key]) for key in expire_keys]))
+    for command, arity, op_keys, op_args in sections:  # EXPIREAT last: see the module
+        if op_keys:
+            keys += op_keys
+            args += (command, str(arity), str(len(op_keys)))
+            args += op_args
+    return [[0, keys, args]]
 
 
 def piece_bytes(piece: Piece) -> int:
