@@ -77,4 +77,4 @@ def test_amounts_are_spelled_exactly(fake_redis):
                          periods=store.periods, limits=Limits(), now=NOW)
     [piece] = pieces(store.rollup(events, NOW), False, never_sent)
     amounts = {key.split(":")[-2]: args[1] for key, args in ops(piece)["HINCRBYFLOAT"]}
-    assert amounts["x"] == str(3 * 2**53) and amounts["y"] == "1" and amounts["hits"] == "13"
+    assert amounts["x"] == str(3 * 2**53) and amounts["y"] == "1.0" and amounts["hits"] == "13"
