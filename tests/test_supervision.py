@@ -261,3 +261,29 @@ def test_a_dead_child_is_restarted_with_doubling_backoff(caplog):
               if record.getMessage().startswith("supervisor: the flaky (pid")]
     assert delays == pytest.approx([0.1, 0.2, 0.4])
     assert journal == ["start flaky"] * 4 + ["stop flaky"]
+
+
+def test_a_stopped_flusher_turns_health_degraded_and_back(tmp_path):
+    """SIGSTOP the flusher: /health says degraded (no flusher alive, then the lag); SIGCONT:
+    ok again, and what waited is counted."""
+    with Served("--flush-interval", "0.1", cwd=tmp_path, HAILWHALE_HEALTH_MAX_LAG="2") as served:
+        flusher = served.child("hailwhale.cli flush")
+        os.kill(flusher, signal.SIGSTOP)
+        try:
+            assert get(f"{served.url}/count?dimensions=waiting")[0] == 200
+
+            def problems() -> list[str]:
+                status, _, body = get(f"{served.url}/health")
+                answer = json.loads(body)
+                return status == 503 and answer["status"] == "degraded" and answer["problems"]
+
+            found = wait_for(lambda: len(problems() or []) == 2 and problems(), timeout=15,
+                             what="/health degraded")
+            assert found[0].startswith("the oldest buffered event is")
+            assert found[1].startswith("no flusher is alive")
+            assert "waiting" not in json.dumps(found)  # names no dimension
+        finally:
+            os.kill(flusher, signal.SIGCONT)
+        wait_for(lambda: get(f"{served.url}/health")[0] == 200, timeout=15, what="/health ok")
+        _, _, body = get(f"{served.url}/totals?dimensions=waiting&period=15s:3h")
+        assert json.loads(body)["15s:3h"]["waiting"]["hits"] == 1
