@@ -24,7 +24,7 @@ run: $(VENV)/.stamp-install
 
 test: $(VENV)/.stamp-test
 	@echo "screenshots: tests/screenshots/ (the browser tests save them there)"
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: $(VENV)/.stamp-install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
