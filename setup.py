@@ -36,6 +36,7 @@ setup(
     extras_require={
         "test": ["pytest>=7", "fakeredis>=2.20", "hypothesis>=6", "pytest-timeout>=2.1", "ruff",
                  "pytest-xdist>=3",  # make test: two workers, one per core
+                 "import-linter>=2.1",  # tests/test_layers.py: the layers import one way
                  "supervisor>=4.2", "playwright",
                  "lupa>=2",  # fakeredis runs Lua scripts (the store's apply.lua) with lupa
                  "schemathesis>=4.0,<5"],  # tests/test_schemathesis.py drives its CLI

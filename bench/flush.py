@@ -16,9 +16,9 @@ import time
 from bench.common import PERIODS, Figures, redis_server, workload
 from hail.buffer import Buffer
 from hail.flusher import Flusher
-from hailwhale.connect import client as connect
 from hailwhale.events import Event
 from hailwhale.keys import KeySpace
+from whale.connect import client as connect
 from whale.store import Store
 
 

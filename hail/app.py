@@ -15,11 +15,13 @@ from bottle import Bottle, HTTPResponse, request
 from redis.exceptions import RedisError
 
 from hail.buffer import Buffer
-from hailwhale import __version__, idempotency
-from hailwhale.access import install_access
+from hailwhale import __version__
 from hailwhale.config import Config
-from hailwhale.ingest import read_events
-from hailwhale.web import (
+from whale import idempotency
+from whale.access import install_access
+from whale.ingest import read_events
+from whale.openapi import openapi_spec
+from whale.web import (
     PIXEL,
     add_cors_hook,
     add_error_handling,
@@ -28,7 +30,6 @@ from hailwhale.web import (
     handle_errors,
     json_response,
 )
-from whale.openapi import openapi_spec
 
 log = logging.getLogger("hailwhale.hail")
 

@@ -41,11 +41,11 @@ from uuid import uuid4
 
 from redis import Redis
 
-from hailwhale.connect import pinned
 from hailwhale.events import Event
 from hailwhale.exceptions import BufferFull
 from hailwhale.group_commit import GroupCommit
 from hailwhale.keys import KeySpace
+from whale.connect import pinned
 
 
 def load_script(redis: Redis, name: str):

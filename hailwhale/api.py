@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 from redis import Redis
 
 from hailwhale.config import Limits
-from hailwhale.connect import client
 from hailwhale.embedded import RedisServer
 from hailwhale.events import Event, parse_event
 from hailwhale.keys import KeySpace
 from hailwhale.periods import DEFAULT_PERIODS, Periods
+from whale.connect import client
 
 Point = tuple[datetime, float]
 

@@ -227,7 +227,7 @@ def _supervise(config: Config, args: argparse.Namespace, argv: Sequence[str],
 def serve(config: Config, args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Whale: the supervisor, or (`--http-only`, its child) the HTTP server itself."""
     if args.http_only:
-        from whale.wsgi import whale_app
+        from hailwhale.wsgi import whale_app
 
         buffer = None if args.no_buffer else (config.hail_url or config.redis_url)
         _http_server(config, lambda: whale_app(config, config.redis_url, buffer),
@@ -247,7 +247,7 @@ def serve(config: Config, args: argparse.Namespace, argv: Sequence[str]) -> int:
 def hail(config: Config, args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Hail: the supervisor, or (`--http-only`, its child) the HTTP server itself."""
     if args.http_only:
-        from hail.wsgi import hail_app
+        from hailwhale.wsgi import hail_app
 
         buffer = config.hail_url or config.redis_url
         _http_server(config, lambda: hail_app(config, buffer), config.hail_port).run()
@@ -261,11 +261,11 @@ def hail(config: Config, args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def flush(config: Config) -> None:
-    from hail.wsgi import flusher_for
+    from hailwhale.wsgi import buffer_for, flusher_for, store_for
 
     with store_url(config) as (url, described):
         buffer = config.hail_url or url
-        flusher = flusher_for(config, url, buffer)
+        flusher = flusher_for(config, store_for(config, url), buffer_for(config, buffer))
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
@@ -277,7 +277,7 @@ def flush(config: Config) -> None:
 
 def _hailwhale(config: Config, url: str):
     from hailwhale.api import HailWhale
-    from hailwhale.connect import client
+    from whale.connect import client
 
     return HailWhale(redis=client(url), periods=config.periods,
                      key_prefix=config.key_prefix, limits=config.limits)

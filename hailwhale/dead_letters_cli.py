@@ -35,7 +35,7 @@ def add_dead_letters_parser(commands: argparse._SubParsersAction, store_flags) -
 
 def run_dead_letters(config: Config, args: argparse.Namespace, store: str, buffer: str) -> int:
     """Carry out `args.action` on the buffer at `buffer` (store at `store`); the exit code."""
-    from hail.wsgi import buffer_for, flusher_for
+    from hailwhale.wsgi import buffer_for, flusher_for, store_for
 
     dead = buffer_for(config, buffer)
     letters = dead.dead_letters()
@@ -62,7 +62,8 @@ def run_dead_letters(config: Config, args: argparse.Namespace, store: str, buffe
               "list`)", file=sys.stderr)
         return 2
     failed = 0
-    flusher = flusher_for(config, store, buffer) if args.action == "retry" else None
+    flusher = (flusher_for(config, store_for(config, store), dead) if args.action == "retry"
+               else None)
     for done, letter_id in enumerate(chosen, 1):
         if flusher is None:
             dead.drop(letter_id)

@@ -64,7 +64,7 @@ def add_guard_parser(subparsers) -> argparse.ArgumentParser:
 def run_guard(config: Config, args: argparse.Namespace) -> int:
     """Run `hailwhale guard ...`; the exit status."""
     from hailwhale.cli import store_url
-    from hailwhale.connect import client
+    from whale.connect import client
 
     keys = KeySpace(config.key_prefix)
     with store_url(config) as (url, _):

@@ -22,6 +22,7 @@ from hail.buffer import Buffer
 from hail.flusher import Flusher
 from hailwhale.config import Config, load_config
 from hailwhale.exceptions import ConfigError
+from hailwhale.wsgi import buffering
 from tests.hail_helpers import BUFFER_KEYS, make_store
 from tests.servers import Served, get
 from whale.app import make_app
@@ -63,7 +64,7 @@ def whale(config: Config, redis=None, buffered: bool = False):
     if not buffered:
         return make_app(store, config, clock=lambda: NOW), store
     buffer = Buffer(redis, BUFFER_KEYS)
-    return make_app(store, config, buffer=buffer, flusher=Flusher(buffer, store),
+    return make_app(store, config, buffering(buffer, Flusher(buffer, store)),
                     clock=lambda: NOW), store
 
 

@@ -19,12 +19,12 @@ from redis.cluster import RedisCluster
 from hail.buffer import Buffer
 from hail.flusher import Flusher
 from hailwhale import HailWhale
-from hailwhale.connect import client, is_cluster_url
 from hailwhale.exceptions import ConfigError
 from hailwhale.keys import key_slot
 from tests.cluster import Cluster
 from tests.hail_helpers import BUFFER_KEYS, buffer_and_flush, dump, make_store, random_events
 from tests.servers import Served, get
+from whale.connect import client, is_cluster_url
 
 
 @pytest.fixture(scope="module")

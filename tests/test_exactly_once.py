@@ -24,6 +24,7 @@ from hailwhale.events import MAX_VALUE, parse_batch
 from hailwhale.exceptions import InvalidEvent, PoisonWrite
 from hailwhale.keys import KeySpace
 from hailwhale.periods import Periods
+from hailwhale.wsgi import buffering
 from tests.hail_helpers import BUFFER_KEYS, PERIODS, dump, make_store, random_events
 from tests.servers import HAILWHALE, command_env
 from tests.test_access import call
@@ -83,7 +84,7 @@ def test_the_first_poison_request_is_now_a_400_and_counting_goes_on(redis_client
     """The batch whose sum was inf: answered OK, it stopped all counting. Now a 400."""
     store = make_store(redis_client, "hw", now)
     buffer = Buffer(redis_client, BUFFER_KEYS)
-    app = make_app(store, Config(), buffer=buffer, flusher=Flusher(buffer, store),
+    app = make_app(store, Config(), buffering(buffer, Flusher(buffer, store)),
                    clock=lambda: now)
     poison = json.dumps([{"pk": "victim", "metrics": {"n": 1}},
                          {"pk": "evil", "metrics": {"x": 1.7e308}},

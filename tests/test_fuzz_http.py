@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from hailwhale.config import Config, Limits
 from hailwhale.events import parse_event
 from hailwhale.formulas import parse_metric
-from hailwhale.ingest import read_events
 from tests.hail_helpers import PERIODS, dump, make_store
 from tests.test_access import call
 from whale.app import make_app
+from whale.ingest import read_events
 from whale.queries import ALWAYS_ACCEPTED, QUERY_PARAMS, SAME_PARAM
 
 NOW = time.time()

@@ -10,10 +10,10 @@ import pytest
 
 from hailwhale import HailWhale
 from hailwhale.config import Limits, load_config
-from hailwhale.connect import client
 from hailwhale.guard_cli import add_guard_parser, run_guard
 from tests.cluster import Cluster
 from whale import guard_admin
+from whale.connect import client
 from whale.guard import CardinalityGuard
 from whale.store import Series
 

@@ -23,13 +23,13 @@ from bottle import Bottle, request
 from hail.app import make_hail_app
 from hail.buffer import Buffer
 from hailwhale.config import Config, Limits
-from hailwhale.ingest import read_events
 from hailwhale.periods import Periods
 from tests.hail_helpers import BUFFER_KEYS, PERIODS, make_store
 from tests.servers import Served
 from tests.test_access import call
 from tests.test_hail_app import served
 from whale.app import make_app
+from whale.ingest import read_events
 from whale.store import Store
 
 NOW = time.time()

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from bottle import Bottle, HTTPResponse, request
 from redis.exceptions import RedisError
 
-from hailwhale import __version__, idempotency
-from hailwhale.access import install_access
+from hailwhale import __version__
 from hailwhale.config import Config
-from hailwhale.ingest import read_events
-from hailwhale.web import (
+from whale import idempotency, queries
+from whale.access import install_access
+from whale.ingest import read_events
+from whale.openapi import openapi_spec
+from whale.pages import add_pages
+from whale.store import Store
+from whale.web import (
     PIXEL,
     add_cors_hook,
     add_error_handling,
@@ -21,14 +25,15 @@ from hailwhale.web import (
     handle_errors,
     json_response,
 )
-from whale import queries
-from whale.openapi import openapi_spec
-from whale.pages import add_pages
-from whale.store import Store
 
-if TYPE_CHECKING:
-    from hail.buffer import Buffer
-    from hail.flusher import Flusher
+
+@dataclass(frozen=True)
+class Buffering:
+    """What `/count`, `/flush_hail` and `/health` need of a Hail buffer (hail/ has it)."""
+
+    push: Callable[..., None]  # (events, now, request_key): buffer a request's events
+    flush: Callable[[], int]  # count everything buffered so far; the events counted
+    health: Callable[[float, float], tuple[dict, list[str]]]  # (now, max_lag)
 
 log = logging.getLogger("hailwhale.whale")
 
@@ -36,11 +41,10 @@ log = logging.getLogger("hailwhale.whale")
 def make_app(
     store: Store,
     config: Config,
-    buffer: Buffer | None = None,
-    flusher: Flusher | None = None,
+    buffering: Buffering | None = None,
     clock: Callable[[], float] | None = None,
 ) -> Bottle:
-    """Whale's Bottle app; with a Hail `buffer`, `/count` buffers instead of counting."""
+    """Whale's Bottle app; with `buffering`, `/count` buffers instead of counting."""
     app = Bottle()
     periods, limits = config.periods, config.limits
     clock = clock or store.clock
@@ -55,8 +59,8 @@ def make_app(
         events = read_events(request, periods=periods, limits=limits, now=now)
         if not events:
             return
-        if buffered and buffer is not None:
-            buffer.push(events, now, request_key)
+        if buffered and buffering is not None:
+            buffering.push(events, now, request_key)
         elif request_key is not None:
             store.count_once(events, request_key, config.idempotency_window)
         else:
@@ -83,7 +87,7 @@ def make_app(
         )
 
     def flush() -> int:
-        return flusher.flush_all() if flusher is not None else 0
+        return buffering.flush() if buffering is not None else 0
 
     @app.post("/flush_hail")
     @handle_errors
@@ -137,9 +141,9 @@ def make_app(
             log.warning("health check: the store does not answer")
             answer.update(status="error", store="unreachable")
             problems.append("the store does not answer: nothing can be counted")
-        if buffer is not None:
+        if buffering is not None:
             try:
-                stats, found = buffer.health(clock(), config.health_max_lag)
+                stats, found = buffering.health(clock(), config.health_max_lag)
                 answer["buffer"] = {"status": "ok", **stats}
                 problems += found
             except RedisError:

@@ -35,10 +35,10 @@ from urllib.parse import unquote
 from redis import Redis
 
 from hailwhale.config import Limits
-from hailwhale.connect import is_cluster
 from hailwhale.events import HITS, OTHER
 from hailwhale.keys import OVERALL, KeySpace, Path, dim_key, encode_path
 from hailwhale.periods import Period, Periods
+from whale.connect import is_cluster
 from whale.guard import CHILDREN, METRIC_NAMES, PKS, CardinalityGuard, unspell
 from whale.rollup import SUM, UNIQUE
 from whale.store import Series, Store

@@ -11,8 +11,8 @@ requirements only on the routes they guard, and only when they are configured
 from __future__ import annotations
 
 from hailwhale import __version__
-from hailwhale.access import KEY_HEADER, KEY_PARAM, READ, ROUTES, WRITE
 from hailwhale.config import Config
+from whale.access import KEY_HEADER, KEY_PARAM, READ, ROUTES, WRITE
 from whale.pages import EMBED_PARAMS
 
 _JSON = "application/json"

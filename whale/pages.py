@@ -18,9 +18,9 @@ from bottle import Bottle, HTTPResponse, request, static_file
 from hailwhale.config import Config
 from hailwhale.events import parse_path
 from hailwhale.resources import static_dir
-from hailwhale.web import handle_errors, json_response
 from whale.queries import check_params
 from whale.store import Store
+from whale.web import handle_errors, json_response
 
 # /graph.js query parameter -> plugin option; the plugin and /plotpoints
 # validate the values, and the widget shows what they reject.

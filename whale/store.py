@@ -43,12 +43,12 @@ from redis.exceptions import (
 )
 
 from hailwhale.config import Limits
-from hailwhale.connect import is_cluster
 from hailwhale.events import Event
 from hailwhale.exceptions import PoisonWrite
 from hailwhale.group_commit import GroupCommit
 from hailwhale.keys import KeySpace, Path
 from hailwhale.periods import Periods
+from whale.connect import is_cluster
 from whale.guard import CardinalityGuard
 from whale.rollup import SUM, UNIQUE, Roller, Rollup, chunk_of
 from whale.writes import MAX_ARGS, MAX_BYTES, Piece, piece_bytes, pieces

@@ -12,10 +12,10 @@ import simplejson
 from bottle import Bottle, HTTPError, HTTPResponse, request, response
 from redis.exceptions import RedisError
 
-from hailwhale.access import ALLOWED_HEADERS
 from hailwhale.exceptions import BufferFull, InvalidInput, PoisonWrite
+from whale.access import ALLOWED_HEADERS
 
-log = logging.getLogger("hailwhale.web")
+log = logging.getLogger("whale.web")
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
