@@ -3,7 +3,7 @@
 It describes what the server answers, errors included, so that a tool
 (tests/test_schemathesis.py runs schemathesis) can check every response against
 it. Every endpoint refuses a parameter it does not know, so each lists exactly
-the parameters it takes. The keys (hailwhale/access.py) appear as security
+the parameters it takes. The keys (whale/access.py) appear as security
 requirements only on the routes they guard, and only when they are configured
 (then the `key` parameter is the `query` security scheme, not a parameter).
 """
@@ -58,12 +58,12 @@ def _param(name: str, description: str, schema: dict | None = None, **extra: obj
     }
 
 
-# Every endpoint takes these two (hailwhale/access.py reads the key).
+# Every endpoint takes these two (whale/access.py reads the key).
 _ALWAYS = [
     _param("_", "Ignored: a cache-buster"),
     _param(KEY_PARAM, "The access key, when the server has one (else ignored)"),
 ]
-# 1 to 200 printable ASCII characters (hailwhale/idempotency.py).
+# 1 to 200 printable ASCII characters (whale/idempotency.py).
 _IDEMPOTENCY_KEY = {"type": "string", "minLength": 1, "maxLength": 200,
                     "pattern": "^[\\x20-\\x7e]{1,200}$"}
 _EVENT_PARAMS = [

@@ -39,7 +39,7 @@ QUERY_PARAMS = frozenset({
     "threshold", "limit", "sort", "tzoffset",
 })
 # Taken by every endpoint, even repeated (a proxy may add its own): `_`, a cache-buster
-# (jQuery's cache: false), and the access key, which hailwhale/access.py reads.
+# (jQuery's cache: false), and the access key, which whale/access.py reads.
 ALWAYS_ACCEPTED = frozenset({"_", "key"})
 # Aliases: one parameter with two spellings, so giving both is giving it twice.
 SAME_PARAM = {"category": "pk", "dimension": "dimensions", "metric": "metrics"}
