@@ -18,7 +18,7 @@ from hail.buffer import Buffer
 from hailwhale import __version__
 from hailwhale.config import Config
 from whale import idempotency
-from whale.access import install_access
+from whale.access import install_access, route_access
 from whale.ingest import read_events
 from whale.openapi import openapi_spec
 from whale.web import (
@@ -26,26 +26,12 @@ from whale.web import (
     add_cors_hook,
     add_error_handling,
     add_preflight,
-    error_response,
-    handle_errors,
     json_response,
 )
 
 log = logging.getLogger("hailwhale.hail")
 
-
-def handle_buffer_errors(route: Callable) -> Callable:
-    """Whale's error mapping (a full buffer is a 503 there), and an unreachable buffer."""
-
-    def wrapper(*args, **kwargs):
-        try:
-            return route(*args, **kwargs)
-        except RedisError:
-            log.exception("the buffer failed while serving %s", request.path)
-            return error_response(503, "the buffer is unavailable; try again shortly")
-
-    wrapper.__name__ = route.__name__
-    return handle_errors(wrapper)
+BUFFER_UNAVAILABLE = "the buffer is unavailable; try again shortly"
 
 
 def make_hail_app(buffer: Buffer, config: Config, clock: Callable[[], float] = time.time) -> Bottle:
@@ -53,8 +39,7 @@ def make_hail_app(buffer: Buffer, config: Config, clock: Callable[[], float] = t
     app = Bottle()
     periods, limits = config.periods, config.limits
     add_cors_hook(app, config.allowed_origins)
-    add_error_handling(app)
-    install_access(app, config)
+    add_error_handling(app, unavailable=BUFFER_UNAVAILABLE)
 
     def buffered() -> None:
         now = clock()
@@ -62,21 +47,19 @@ def make_hail_app(buffer: Buffer, config: Config, clock: Callable[[], float] = t
         events = read_events(request, periods=periods, limits=limits, now=now)
         buffer.push(events, now, request_key)
 
-    @app.route("/count", method=["GET", "POST"])
-    @handle_buffer_errors
+    @app.route("/count", method=["GET", "POST"], access="write")
     def count() -> HTTPResponse:
         buffered()
         return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain"})
 
-    @app.get("/count.gif")
-    @handle_buffer_errors
+    @app.get("/count.gif", access="write")
     def count_gif() -> HTTPResponse:
         buffered()
         return HTTPResponse(
             PIXEL, 200, headers={"Content-Type": "image/gif", "Cache-Control": "no-store"}
         )
 
-    @app.get("/health")
+    @app.get("/health", access="public")
     def health() -> HTTPResponse:
         """200 only when this node's events get counted; 503 with the problems otherwise."""
         try:
@@ -89,9 +72,10 @@ def make_hail_app(buffer: Buffer, config: Config, clock: Callable[[], float] = t
         return json_response({"status": status, "buffer": "ok", "version": __version__,
                               **stats, "problems": problems}, 503 if problems else 200)
 
-    @app.get("/openapi.json")
+    @app.get("/openapi.json", access="public")
     def openapi() -> HTTPResponse:
-        return json_response(openapi_spec(config, tier="hail"))
+        return json_response(openapi_spec(config, route_access(app), tier="hail"))
 
     add_preflight(app, config.allowed_origins)
+    install_access(app, config)
     return app

@@ -1,6 +1,8 @@
 """Settings: defaults in one place, `HAILWHALE_*` environment variables over them.
 
-Read at start-up (by the CLI or the app factory), never at import time.
+Read at start-up (by the CLI or the app factory), never at import time. Every default
+is a field default below: a library or help text that needs one names it (for example
+`Config.flush_batch`, `Limits.children`) rather than spelling the number again.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from wsgiref.util import setup_testing_defaults
 
 import fakeredis
 import pytest
+from bottle import Bottle
 from redis.exceptions import ConnectionError, ResponseError
 
 from hail.app import make_hail_app
@@ -25,6 +26,7 @@ from hailwhale.exceptions import ConfigError
 from hailwhale.wsgi import buffering
 from tests.hail_helpers import BUFFER_KEYS, make_store
 from tests.servers import Served, get
+from whale.access import install_access, route_access
 from whale.app import make_app
 
 WRITE_KEY, READ_KEY = "w-0123456789abcdef", "r-fedcba9876543210"
@@ -178,6 +180,28 @@ def test_the_spec_shows_keys_only_where_they_are_required():
     assert "security" in spec["paths"]["/totals"]["get"]
     assert "security" not in spec["paths"]["/count"]["get"]
     assert "security" not in spec["paths"]["/health"]["get"]
+
+
+def test_every_route_declares_who_may_call_it(redis_client):
+    rules = route_access(whale(Config())[0])
+    assert {rule for rule, kind in rules.items() if kind == "write"} == {p for p, _ in WRITES}
+    assert {rule for rule, kind in rules.items() if kind == "read"} == set(READS)
+    hail = make_hail_app(Buffer(redis_client, BUFFER_KEYS), Config(), clock=lambda: NOW)
+    assert route_access(hail) == {"/count": "write", "/count.gif": "write",
+                                  "/health": "public", "/openapi.json": "public"}
+
+
+@pytest.mark.parametrize("declared", [{}, {"access": "raed"}])
+def test_a_route_that_declares_no_rule_is_never_public(declared):
+    app = Bottle()
+    app.get("/secret", callback=lambda: "data", **declared)
+    with pytest.raises(ValueError, match="/secret must declare who may call it"):
+        install_access(app, Config())
+    for config in (KEYED, Config()):  # added after the app was built: refused when called
+        app, _ = whale(config)
+        app.get("/secret", callback=lambda: "data", **declared)
+        status, _, body = call(app, "/secret")
+        assert status == 500 and json.loads(body)["error"] == "internal error"
 
 
 def test_keys_from_environment_and_flags():

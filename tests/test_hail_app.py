@@ -22,7 +22,7 @@ from hailwhale.embedded import RedisServer
 from tests.hail_helpers import BUFFER_KEYS, make_store
 from tests.servers import get
 from whale.app import PIXEL, make_app
-from whale.store import Series
+from whale.reads import Series
 
 
 class _Quiet(WSGIRequestHandler):

@@ -1,13 +1,18 @@
-"""Who may write and who may read: the optional write and read keys, for Whale and Hail.
+"""Who may write and who may read: each route declares its rule, one plugin enforces it.
 
-One Bottle plugin decides by the rule of the route a request matched, so a route
-added later (by `add_pages`, say) is covered by the table below, not by its author
-remembering to check. Off when no key is configured (the embedded quickstart).
+A route says who may call it where it is declared, in the app that owns it, as Bottle
+route config: `@app.get("/totals", access="read")`. The rules:
 
-* write (`/count`, `/count_now`, `/count.gif`, `/flush_hail`): the write key.
-* read (`/plotpoints`, `/totals`, `/dimensions`, `/meta`, `/graph.js`): the read key.
-* everything else (`/`, `/static/...`, `/health`, `/openapi.json`, CORS preflights):
-  public. The dashboard page is public; the data it asks for is not.
+* `write` (counting, flushing): the write key.
+* `read` (the data: points, totals, dimensions, meta, embeds): the read key.
+* `public` (the dashboard page, static files, health, the API description, CORS
+  preflights, which carry no key by design). The dashboard page is public; the data
+  it asks for is not.
+
+A route that declares no rule (or one not above) is refused when the app is built
+(`install_access` raises ValueError), and, if added after that, on its first request:
+never public by accident. Keys are off when none is configured (the embedded
+quickstart), but the declarations are checked all the same.
 
 A key comes as `Authorization: Bearer <key>`, `X-HailWhale-Key: <key>`, or `?key=`
 in the query string (beacons and `<script src>` tags cannot send headers). No key:
@@ -21,22 +26,31 @@ import hashlib
 import hmac
 from collections.abc import Callable
 
-import simplejson
+import orjson
 from bottle import Bottle, HTTPResponse, Route, request
 
 from hailwhale.config import Config
 
-WRITE = "write"
-READ = "read"
-ROUTES = {
-    "/count": WRITE, "/count_now": WRITE, "/count.gif": WRITE, "/flush_hail": WRITE,
-    "/plotpoints": READ, "/totals": READ, "/dimensions": READ, "/meta": READ,
-    "/graph.js": READ,
-}
+WRITE, READ, PUBLIC = "write", "read", "public"
+RULES = (WRITE, READ, PUBLIC)
 KEY_HEADER = "X-HailWhale-Key"
 KEY_PARAM = "key"
 # What a cross-origin request may send: the preflight lists these.
 ALLOWED_HEADERS = f"Content-Type, Authorization, {KEY_HEADER}, Idempotency-Key"
+
+
+def access_of(route: Route) -> str:
+    """The rule `route` declares; ValueError when it declares none we know."""
+    kind = route.config.get("access")
+    if kind not in RULES:
+        raise ValueError(f"route {route.method} {route.rule} must declare who may call it: "
+                         f"access={'|'.join(map(repr, RULES))} (it says {kind!r})")
+    return kind
+
+
+def route_access(app: Bottle) -> dict[str, str]:
+    """Each rule of `app` (e.g. `/totals`) and who may call it."""
+    return {route.rule: access_of(route) for route in app.routes if route.method != "OPTIONS"}
 
 
 def _digest(key: str) -> bytes:
@@ -60,22 +74,22 @@ def _refusal(status: int, kind: str, message: str) -> HTTPResponse:
     headers = {"Content-Type": "application/json; charset=utf-8"}
     if status == 401:
         headers["WWW-Authenticate"] = f'Bearer realm="hailwhale {kind}"'
-    return HTTPResponse(simplejson.dumps({"error": message, "param": KEY_PARAM}), status, headers)
+    return HTTPResponse(orjson.dumps({"error": message, "param": KEY_PARAM}), status, headers)
 
 
 class AccessPlugin:
-    """Bottle plugin: a route of `ROUTES` answers only requests with its key."""
+    """Bottle plugin: a route answers only requests with the key of the rule it declares."""
 
     name = "hailwhale-access"
     api = 2
 
     def __init__(self, config: Config):
-        self.keys = {WRITE: config.write_key, READ: config.read_key}
-        self.digests = {kind: _digest(key) for kind, key in self.keys.items() if key}
+        keys = {WRITE: config.write_key, READ: config.read_key}
+        self.digests = {kind: _digest(key) for kind, key in keys.items() if key}
 
     def apply(self, callback: Callable, route: Route) -> Callable:
-        kind = ROUTES.get(route.rule)
-        if kind is None or kind not in self.digests or route.method == "OPTIONS":
+        kind = access_of(route)
+        if kind not in self.digests:
             return callback
         expected = self.digests[kind]
 
@@ -93,6 +107,10 @@ class AccessPlugin:
 
 
 def install_access(app: Bottle, config: Config) -> None:
-    """Require the configured keys on `app`'s write and read routes (none: no checks)."""
-    if config.write_key or config.read_key:
-        app.install(AccessPlugin(config))
+    """Enforce the rule each route of `app` declares; call it last. ValueError: a route has none.
+
+    With no key configured nothing is checked per request, but every route must still
+    declare its rule, so turning keys on later cannot leave a data route open.
+    """
+    route_access(app)
+    app.install(AccessPlugin(config))

@@ -11,8 +11,8 @@ from redis.exceptions import RedisError
 
 from hailwhale import __version__
 from hailwhale.config import Config
-from whale import idempotency, queries
-from whale.access import install_access
+from whale import idempotency, queries, query_params
+from whale.access import install_access, route_access
 from whale.ingest import read_events
 from whale.openapi import openapi_spec
 from whale.pages import add_pages
@@ -22,7 +22,6 @@ from whale.web import (
     add_cors_hook,
     add_error_handling,
     add_preflight,
-    handle_errors,
     json_response,
 )
 
@@ -44,14 +43,17 @@ def make_app(
     buffering: Buffering | None = None,
     clock: Callable[[], float] | None = None,
 ) -> Bottle:
-    """Whale's Bottle app; with `buffering`, `/count` buffers instead of counting."""
+    """Whale's Bottle app; with `buffering`, `/count` buffers instead of counting.
+
+    Each route declares who may call it (`access=`, whale/access.py); errors it
+    raises become JSON answers (whale/web.py's ErrorMapping, on every route).
+    """
     app = Bottle()
     periods, limits = config.periods, config.limits
     clock = clock or store.clock
     origins = config.allowed_origins
     add_cors_hook(app, origins)
     add_error_handling(app)
-    install_access(app, config)
 
     def count(buffered: bool) -> None:
         now = clock()
@@ -66,20 +68,17 @@ def make_app(
         else:
             store.count(events)
 
-    @app.route("/count", method=["GET", "POST"])
-    @handle_errors
+    @app.route("/count", method=["GET", "POST"], access="write")
     def count_route() -> HTTPResponse:
         count(buffered=True)
         return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain"})
 
-    @app.route("/count_now", method=["GET", "POST"])
-    @handle_errors
+    @app.route("/count_now", method=["GET", "POST"], access="write")
     def count_now() -> HTTPResponse:
         count(buffered=False)
         return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain"})
 
-    @app.get("/count.gif")
-    @handle_errors
+    @app.get("/count.gif", access="write")
     def count_gif() -> HTTPResponse:
         count(buffered=True)
         return HTTPResponse(
@@ -89,46 +88,42 @@ def make_app(
     def flush() -> int:
         return buffering.flush() if buffering is not None else 0
 
-    @app.post("/flush_hail")
-    @handle_errors
+    @app.post("/flush_hail", access="write")
     def flush_hail() -> HTTPResponse:
         return json_response({"flushed": flush()})
 
-    @app.get("/flush_hail")
-    @handle_errors
+    @app.get("/flush_hail", access="write")
     def flush_hail_get() -> HTTPResponse:
         flush()  # old clients GET it and expect OK
         return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain"})
 
     def params() -> dict[str, str]:
-        return queries.check_params(request.query.decode().allitems(), queries.QUERY_PARAMS)
+        return query_params.check_params(request.query.decode().allitems(),
+                                         query_params.QUERY_PARAMS)
 
-    @app.get("/plotpoints")
-    @handle_errors
+    @app.get("/plotpoints", access="read")
     def plotpoints() -> HTTPResponse:
         args = params()
-        query = queries.parse_query(args, limits, config.query_timeout)
+        query = query_params.parse_query(args, limits, config.query_timeout)
         period = periods.find(args.get("period"))
         return json_response(queries.plotpoints(store, query, period, clock()))
 
-    @app.get("/totals")
-    @handle_errors
+    @app.get("/totals", access="read")
     def totals() -> HTTPResponse:
         args = params()
-        query = queries.parse_query(args, limits, config.query_timeout)
+        query = query_params.parse_query(args, limits, config.query_timeout)
         chosen = queries.find_periods(periods, args.get("period"))
         return json_response(queries.totals(store, query, chosen, clock()))
 
-    @app.get("/dimensions")
-    @handle_errors
+    @app.get("/dimensions", access="read")
     def dimensions() -> HTTPResponse:
         args = params()
-        query = queries.parse_query(args, limits, config.query_timeout, threshold=None,
+        query = query_params.parse_query(args, limits, config.query_timeout, threshold=None,
                                       limit=None)
         period = periods.find(args.get("period"))
         return json_response(queries.dimensions(store, query, period, clock()))
 
-    @app.get("/health")
+    @app.get("/health", access="public")
     def health() -> HTTPResponse:
         """200 only when counting works; 503 `degraded` or `error` with the problems."""
         answer: dict = {"status": "ok", "version": __version__, "periods": periods.names}
@@ -155,11 +150,12 @@ def make_app(
         answer["problems"] = problems
         return json_response(answer, 200 if answer["status"] == "ok" else 503)
 
-    @app.get("/openapi.json")
+    @app.get("/openapi.json", access="public")
     def openapi() -> HTTPResponse:
-        return json_response(openapi_spec(config))
+        return json_response(openapi_spec(config, route_access(app)))
 
     add_pages(app, config, store)
     add_preflight(app, origins)
+    install_access(app, config)
     return app
 

@@ -4,15 +4,19 @@ It describes what the server answers, errors included, so that a tool
 (tests/test_schemathesis.py runs schemathesis) can check every response against
 it. Every endpoint refuses a parameter it does not know, so each lists exactly
 the parameters it takes. The keys (whale/access.py) appear as security
-requirements only on the routes they guard, and only when they are configured
-(then the `key` parameter is the `query` security scheme, not a parameter).
+requirements only on the routes that declare them (the app passes each route's
+`access`), and only when they are configured (then the `key` parameter is the
+`query` security scheme, not a parameter).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
 from hailwhale import __version__
-from hailwhale.config import Config
-from whale.access import KEY_HEADER, KEY_PARAM, READ, ROUTES, WRITE
+from hailwhale.config import ENV_VARS, Config
+from whale.access import KEY_HEADER, KEY_PARAM, READ, WRITE
 from whale.pages import EMBED_PARAMS
 
 _JSON = "application/json"
@@ -148,7 +152,7 @@ def _query(config: Config, summary: str, schema: dict, every_period: bool = Fals
         "parameters": _query_params(config, every_period),
         "responses": {"200": _ok(summary, schema=schema), "400": _BAD,
                       "503": _error("The store is unavailable, or the query ran past "
-                                    "HAILWHALE_QUERY_TIMEOUT and was stopped")},
+                                    f"{ENV_VARS['query_timeout']} and was stopped")},
     }}
 
 
@@ -325,11 +329,15 @@ _SCHEMES = {
 }
 
 
-def _secure(paths: dict, config: Config) -> None:
+_BOTTLE_WILDCARD = re.compile(r"<(\w+)(?::[^>]*)?>")
+
+
+def _secure(paths: dict, config: Config, access: Mapping[str, str]) -> None:
     """Mark the operations a configured key guards, with the answers a missing key gets."""
     keys = {WRITE: config.write_key, READ: config.read_key}
+    rules = {_BOTTLE_WILDCARD.sub(r"{\1}", rule): kind for rule, kind in access.items()}
     for path, operations in paths.items():
-        if not keys.get(ROUTES.get(path)):
+        if not keys.get(rules.get(path)):
             continue
         for operation in operations.values():
             operation["parameters"] = [p for p in operation.get("parameters", [])
@@ -339,10 +347,13 @@ def _secure(paths: dict, config: Config) -> None:
                                       "403": _WRONG_KEY}
 
 
-def openapi_spec(config: Config, tier: str = "whale") -> dict:
-    """The API description of Whale (or, `tier="hail"`, of a Hail node) as configured."""
+def openapi_spec(config: Config, access: Mapping[str, str], tier: str = "whale") -> dict:
+    """The API description of Whale (or, `tier="hail"`, of a Hail node) as configured.
+
+    `access`: who may call each route (whale/access.py's `route_access` of the app).
+    """
     paths = _hail_paths(config) if tier == "hail" else _whale_paths(config)
-    _secure(paths, config)
+    _secure(paths, config, access)
     name = "Hail" if tier == "hail" else "Whale"
     return {
         "openapi": "3.1.0",

@@ -12,15 +12,17 @@ from the URL it was loaded from (`document.currentScript.src`).
 
 from __future__ import annotations
 
-import simplejson
+import math
+
+import orjson
 from bottle import Bottle, HTTPResponse, request, static_file
 
 from hailwhale.config import Config
-from hailwhale.events import parse_path
 from hailwhale.resources import static_dir
-from whale.queries import check_params
+from hailwhale.values import parse_path
+from whale.query_params import check_params
 from whale.store import Store
-from whale.web import handle_errors, json_response
+from whale.web import json_response
 
 # /graph.js query parameter -> plugin option; the plugin and /plotpoints
 # validate the values, and the widget shows what they reject.
@@ -44,13 +46,31 @@ _PLACEHOLDER = "__HAILWHALE_EMBED__"
 _REVALIDATE = {"Cache-Control": "no-cache"}
 
 
+def _spaced(data: object) -> str:
+    """JSON with a space after each `,` and `:`, as the embed has always been written."""
+    if isinstance(data, dict):
+        return "{" + ", ".join(f"{_spaced(k)}: {_spaced(v)}" for k, v in data.items()) + "}"
+    if isinstance(data, (list, tuple)):
+        return "[" + ", ".join(map(_spaced, data)) + "]"
+    return orjson.dumps(data).decode()
+
+
 def script_json(data: object) -> str:
     """JSON that is also safe to paste into a script (no `</script>`, no line separators)."""
-    text = simplejson.dumps(data, ensure_ascii=False)
+    text = _spaced(data)
     for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(char, escape)
     return text
+
+
+def _number(text: str) -> int | float | str:
+    """`text` as a number, or as given when it is none a script can hold exactly."""
+    try:
+        number = float(text) if "." in text else int(text)
+    except ValueError:
+        return text  # /plotpoints names the bad one
+    return number if math.isfinite(number) and abs(number) <= 2**53 else text
 
 
 def embed_options(query: dict[str, str]) -> dict[str, object]:
@@ -60,10 +80,7 @@ def embed_options(query: dict[str, str]) -> dict[str, object]:
         if name in _EMBED_TEXT and value != "":
             options[_EMBED_TEXT[name]] = value
         elif name in _EMBED_NUMBER and value != "":
-            try:
-                options[_EMBED_NUMBER[name]] = float(value) if "." in value else int(value)
-            except ValueError:
-                options[_EMBED_NUMBER[name]] = value  # /plotpoints names the bad one
+            options[_EMBED_NUMBER[name]] = _number(value)
         elif name in _EMBED_FLAG:
             options[_EMBED_FLAG[name]] = value.strip().lower() not in _FALSE
     return options
@@ -80,16 +97,15 @@ def add_pages(app: Bottle, config: Config, store: Store | None = None) -> None:
             answer.set_header(name, value)
         return answer
 
-    @app.get("/")
+    @app.get("/", access="public")
     def dashboard() -> HTTPResponse:
         return static("index.html", mimetype="text/html", charset="utf-8")
 
-    @app.get("/static/<path:path>")
+    @app.get("/static/<path:path>", access="public")
     def static_files(path: str) -> HTTPResponse:
         return static(path)
 
-    @app.get("/graph.js")
-    @handle_errors
+    @app.get("/graph.js", access="read")
     def graph_js() -> HTTPResponse:
         given = check_params(request.query.decode().allitems(), EMBED_PARAMS, _EMBED_SAME)
         embed = {"options": embed_options(given)}
@@ -101,8 +117,7 @@ def add_pages(app: Bottle, config: Config, store: Store | None = None) -> None:
     if store is None:
         return
 
-    @app.get("/meta")
-    @handle_errors
+    @app.get("/meta", access="read")
     def meta() -> HTTPResponse:
         """What the dashboard offers: pks seen lately, the pk's metrics, the periods."""
         given = check_params(request.query.decode().allitems(), _META_PARAMS)
