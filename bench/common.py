@@ -22,9 +22,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from hailwhale.config import Limits  # noqa: E402
-from hailwhale.embedded import RedisServer, free_port  # noqa: E402
+from hailwhale.embedded import RedisServer  # noqa: E402
 from hailwhale.events import Event, parse_event  # noqa: E402
 from hailwhale.periods import DEFAULT_PERIODS, Periods  # noqa: E402
+from hailwhale.processes import free_port  # noqa: E402
 
 PERIODS = Periods.parse(DEFAULT_PERIODS)
 CORES = os.cpu_count() or 1

@@ -17,11 +17,7 @@ Exactly once, the buffer's half (the flusher's half is in hail/flusher.py):
 The buffer is bounded in events (`max_events`) and in bytes (`max_bytes`, a
 counter kept by the push and claim scripts), and a batch in bytes (`batch_bytes`).
 
-An item is `<receive time> <event JSON>`, or `<receive time>#<idempotency key>
-[<event JSON>, ...]` for all the events of a request with an Idempotency-Key (one
-item, so that a claim never splits it): the receive time tells `/health` the age
-of the oldest waiting event without decoding it; the key (percent-encoded) makes
-the flusher count the request at most once.
+Items are spelled by hail/items.py.
 Every key of a buffer shares the hash tag `{<name>}` (KeySpace.hail), so the
 scripts run on a Redis Cluster too.
 
@@ -36,11 +32,11 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
-from urllib.parse import quote, unquote
 from uuid import uuid4
 
 from redis import Redis
 
+from hail.items import item_head, received_at
 from hailwhale.events import Event
 from hailwhale.exceptions import BufferFull
 from hailwhale.group_commit import GroupCommit
@@ -55,35 +51,6 @@ def load_script(redis: Redis, name: str):
 
 PUSH_MAX_ITEMS = 50_000  # items of concurrent requests pushed in one call, at most
 PUSH_MAX_BYTES = 16 * 1024 * 1024
-
-
-def item(event: Event, received: float, request_key: str | None = None) -> str:
-    """The buffer's spelling of an event received at `received`."""
-    return _head(received, request_key) + event.to_json()
-
-
-def _head(received: float, request_key: str | None = None) -> str:
-    if request_key is None:
-        return f"{received!r} "
-    return f"{received!r}#{quote(request_key, safe='')} "
-
-
-def parse_head(head: bytes | str) -> tuple[float, str | None]:
-    """The receive time and idempotency key of an item's head; ValueError if it has none."""
-    text = head.decode() if isinstance(head, bytes) else head
-    received, _, key = text.partition("#")
-    return float(received), (unquote(key) if key else None)
-
-
-def received_at(raw: bytes | str | None) -> float | None:
-    """The receive time of a buffered item; None if it has none (a foreign item)."""
-    if raw is None:
-        return None
-    head = (raw.decode(errors="replace") if isinstance(raw, bytes) else raw).partition(" ")[0]
-    try:
-        return parse_head(head)[0]
-    except ValueError:
-        return None
 
 
 FLUSHER_SILENCE = 10.0  # seconds without a heartbeat after which no flusher counts as alive
@@ -166,7 +133,7 @@ class Buffer:
         """
         if not events:
             return
-        head = _head(now, request_key)  # item(), the head spelled once per request
+        head = item_head(now, request_key)  # spelled once per request
         if request_key is None:
             self.push_items([head + event.to_json() for event in events])
         else:  # one item: a claim never splits the request its key stands for

@@ -50,7 +50,8 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from hail.buffer import Buffer, FlushStats, flusher_id, parse_head
+from hail.buffer import Buffer, FlushStats, flusher_id
+from hail.items import parse_head
 from hailwhale.events import Event
 from hailwhale.exceptions import InvalidEvent, PoisonWrite
 from whale.store import Store

@@ -94,7 +94,7 @@ class HailWhale:
     log = count  # the seed's name
 
     def _query(self, dimensions, metrics, pk, depth, threshold, limit, sort, cut=True):
-        from whale.queries import parse_query
+        from whale.query_params import parse_query
 
         params = {
             "pk": pk, "dimensions": dimensions, "metrics": metrics, "depth": depth,

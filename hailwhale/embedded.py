@@ -14,17 +14,15 @@ socket of the other). Any other process that finds the server answering
 from __future__ import annotations
 
 import atexit
-import ctypes
 import fcntl
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import redis
@@ -32,49 +30,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from hailwhale.exceptions import ConfigError, HailWhaleError
+from hailwhale.processes import alive, die_with_parent, free_port
 
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; keep a margin
-_PR_SET_PDEATHSIG = 1
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (never 6379)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port != 6379:  # a developer's own Redis may want it later
-            return port
-
-
-def die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """A preexec_fn: the child gets SIGTERM when the thread that forked it dies.
-
-    Linux ties PDEATHSIG to the forking *thread*: start servers from a thread that lives
-    as long as they should (the main thread, in the CLI and the fixtures).
-    """
-    libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork, called in the child
-
-    def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rpartition(")")[2].split()[0] != "Z"  # a zombie has exited
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
 
 
 class RedisServer:
@@ -297,7 +255,7 @@ class RedisServer:
     def _exited(self) -> bool:
         if self._process is not None:
             return self._process.poll() is not None
-        return not _alive(self.pid)
+        return not alive(self.pid)
 
     def _forget(self, keep_lock: bool = False) -> None:
         if self._process is not None and os.getpid() == self._owner:

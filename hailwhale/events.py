@@ -12,55 +12,55 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
-from typing import TypeGuard
 
 import orjson
 
 from hailwhale.config import Limits
 from hailwhale.exceptions import InvalidEvent
+from hailwhale.keys import OVERALL, Path
 from hailwhale.periods import Periods
+from hailwhale.values import (
+    check_name,
+    decode_value,
+    is_empty,
+    is_number,
+    iso,
+    parse_time,
+    segment,
+    show,
+    spell_number,
+    to_path,
+)
 
-Path = tuple[str, ...]
-
-OVERALL, OTHER, HITS = "_", "_other", "hits"
+HITS = "hits"
 ALIASES = {"pk": "category", "dimensions": "dimension", "metrics": "metric", "at": None}
 FIELDS = frozenset(chain(ALIASES, filter(None, ALIASES.values())))
-# Unicode categories Cc (control characters), Cs (surrogates) and Cf (invisible format
-# and bidi controls: U+200B, U+202E, U+FEFF, tag characters...), as one class: a
-# category lookup per character costs several times the regex on every name. The Cf
-# ranges are Unicode 15.1's (a superset of the 13 and 14 of Python 3.10 and 3.11);
-# tests/test_events.py checks the class against the running Python's own table.
-_FORBIDDEN = re.compile(
-    "[\x00-\x1f\x7f-\x9f\ud800-\udfff"  # Cc, Cs
-    "\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
-    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
-    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
-    "\U000e0020-\U000e007f]"  # Cf
-)
-_ASCII_CONTROL = re.compile("[\x00-\x1f\x7f]")  # the same class, on ASCII: 3x as fast
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_KINDS = {"Cc": "a control character", "Cs": "a lone surrogate",
-          "Cf": "an invisible format or bidi control character"}
 _METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 MAX_VALUE = 2**53  # |metric value| at most this: no sum of accepted events can overflow
 _NOT_OURS = "not an event written by Event.to_json"
-_STR, _NUMBERS = {str}, {int, float}
+_STR, _NUMBERS, _INTS = {str}, {int, float}, {int}
 
 
 @dataclass(frozen=True)
 class Event:
-    """One valid event: its category, dimension prefixes, metrics and time."""
+    """One valid event: its category, dimension prefixes, metrics and time.
+
+    `intervals` are those whose window held `at` when the event was received, decided
+    once, at parse: the event counts there however late it is rolled up (its buckets
+    outlive the window by their retention). None for an event not parsed here (built
+    by hand, or buffered by an earlier version): the roller then decides, once.
+    """
 
     pk: Path
     paths: tuple[Path, ...]
     sums: dict[str, int | float]
     uniques: dict[str, str]
     at: float
+    intervals: tuple[int, ...] | None = field(default=None, compare=False)
 
     def to_json(self) -> str:
         """Compact JSON for the Hail buffer; floats keep their exact value."""
@@ -87,46 +87,18 @@ class Event:
         """The event whose `to_json` text, parsed, is `data`."""
         try:
             at, paths = float(data["at"]), tuple(map(tuple, data["paths"]))
-            event = cls(tuple(data["pk"]), paths, dict(data["sums"]), dict(data["uniques"]), at)
-        except (TypeError, KeyError, ValueError, IndexError):
+            intervals = data.get("intervals")
+            intervals = None if intervals is None else tuple(intervals)
+            event = cls(tuple(data["pk"]), paths, dict(data["sums"]), dict(data["uniques"]), at,
+                        intervals)
+        except (TypeError, KeyError, ValueError, IndexError, AttributeError):
             raise InvalidEvent("event", _NOT_OURS) from None
         names = [*event.pk, *chain(*paths), *event.sums, *event.uniques, *event.uniques.values()]
         # Types, not isinstance: JSON gives exact types, and orjson no non-finite float.
-        if not {*map(type, names)} <= _STR or not {*map(type, event.sums.values())} <= _NUMBERS:
+        if (not {*map(type, names)} <= _STR or not {*map(type, event.sums.values())} <= _NUMBERS
+                or not {*map(type, intervals or ())} <= _INTS):
             raise InvalidEvent("event", _NOT_OURS)
         return event
-
-
-def loads(text: str | bytes, param: str) -> object:
-    """Strict JSON: no NaN or Infinity, no overflow to infinity, no crash on deep nesting."""
-    try:
-        return json.loads(text, parse_float=_finite_float, parse_constant=_finite_float)
-    except RecursionError:
-        raise InvalidEvent(param, "JSON nested too deeply") from None
-    except ValueError as error:
-        raise InvalidEvent(param, f"malformed JSON: {error}") from None
-
-
-def decode_value(text: str, param: str = "value") -> object:
-    """A query-string value: JSON if it starts with `[`, `{` or `"`, else the plain string."""
-    if not text.startswith(("[", "{", '"')):
-        return text
-    try:
-        return loads(text, param)
-    except InvalidEvent as error:
-        hint = 'a value starting with [, { or " is read as JSON (send a plain name as "...")'
-        raise InvalidEvent(param, f"{error.message}; {hint}") from None
-
-
-def parse_path(value: object, param: str, limits: Limits) -> Path:
-    """The path a query reads (pk or parent dimension): a name or a JSON list of names.
-
-    `_other`, where the cardinality guard counts what is past a limit, is readable
-    here like any name; only events may not write it.
-    """
-    if isinstance(value, str):
-        value = decode_value(value, param)
-    return _path(param, None if _is_empty(value) else value, limits, query=True)
 
 
 def parse_event(
@@ -138,7 +110,7 @@ def parse_event(
     typo (`dimesions`) is a 400, not an event counted without its dimensions.
     """
     if not isinstance(params, Mapping):
-        raise InvalidEvent("event", f"an event is a JSON object, not {_show(params)}")
+        raise InvalidEvent("event", f"an event is a JSON object, not {show(params)}")
     for name in params:
         if name not in FIELDS:
             raise unknown_field(name, encoded)
@@ -151,12 +123,12 @@ def parse_event(
         value = params[keys[0]] if keys else None
         if encoded and isinstance(value, str):
             value = decode_value(value, keys[0])
-        return (keys[0] if keys else name), (None if _is_empty(value) else value)
+        return (keys[0] if keys else name), (None if is_empty(value) else value)
 
     # One parameter at a time, so the first bad one is named whatever the encoding;
     # the names budget is spent in the same order and names the one that overdraws it.
     pk_param, pk_value = given("pk")
-    pk = _path(pk_param, pk_value, limits)
+    pk = to_path(pk_param, pk_value, limits)
     spent = _spend(0, pk, pk_param, limits)
     paths_param, paths_value = given("dimensions")
     paths = _dimensions(paths_param, paths_value, limits)
@@ -165,13 +137,13 @@ def parse_event(
     sums, uniques = _metrics(metrics_param, metrics_value, limits)
     named = [name for name in chain(sums, uniques) if name != HITS or _names_hits(metrics_value)]
     _spend(spent, named, metrics_param, limits)
-    return Event(pk, paths, sums, uniques, _at(*given("at"), periods, limits, now))
+    return Event(pk, paths, sums, uniques, *_at(*given("at"), periods, limits, now))
 
 
 def parse_batch(items: object, *, periods: Periods, limits: Limits, now: float) -> list[Event]:
     """Validate a JSON array of events, every one of them, before returning any."""
     if not isinstance(items, (list, tuple)):
-        raise InvalidEvent("batch", f"a batch is a JSON array of events, not {_show(items)}")
+        raise InvalidEvent("batch", f"a batch is a JSON array of events, not {show(items)}")
     if not 0 < len(items) <= limits.batch:
         raise InvalidEvent("batch", f"a batch holds 1 to {limits.batch} events, not {len(items)}")
     events = []
@@ -195,7 +167,7 @@ def unknown_field(name: object, encoded: bool) -> InvalidEvent:
     hint = f" (did you mean {close[0]}?)" if close else ""
     if text == "events" and not encoded:
         hint = "; a batch is a JSON array of event objects, not an object holding one"
-    return InvalidEvent(param, f"unknown {kind} {_show(text)}{hint}; {known}")
+    return InvalidEvent(param, f"unknown {kind} {show(text)}{hint}; {known}")
 
 
 def _spend(spent: int, names: Iterable[str], param: str, limits: Limits) -> int:
@@ -215,24 +187,6 @@ def _names_hits(value: object) -> bool:
     return isinstance(value, (list, tuple, dict)) and HITS in value
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text[:40]} is not a finite double")
-    return value
-
-
-def _path(param: str, value: object, limits: Limits, query: bool = False) -> Path:
-    if value is None or value in (OVERALL, [OVERALL], (OVERALL,)):
-        return ()
-    if isinstance(value, dict):
-        raise InvalidEvent(param, "a path is a name or a JSON list of names, not a JSON object")
-    items = value if isinstance(value, (list, tuple)) else [value]
-    if len(items) > limits.path_depth:
-        raise InvalidEvent(param, f"a path has at most {limits.path_depth} names, not {len(items)}")
-    return tuple(_segment(item, param, limits, query) for item in items)
-
-
 def _dimensions(param: str, value: object, limits: Limits) -> tuple[Path, ...]:
     if value is None or value in (OVERALL, [OVERALL], (OVERALL,)):
         return ()
@@ -240,7 +194,7 @@ def _dimensions(param: str, value: object, limits: Limits) -> tuple[Path, ...]:
 
     def emit(path: Path) -> None:
         if len(path) > limits.path_depth:
-            raise InvalidEvent(param, f"the path under {_show(path[0])} is more than "
+            raise InvalidEvent(param, f"the path under {show(path[0])} is more than "
                                       f"{limits.path_depth} names deep; flatten it")
         if path not in prefixes and len(prefixes) >= limits.prefixes:
             raise InvalidEvent(param, f"more than {limits.prefixes} dimension prefixes in one "
@@ -251,52 +205,18 @@ def _dimensions(param: str, value: object, limits: Limits) -> tuple[Path, ...]:
         # Recursion is bounded: emit() raises past path_depth before walk() goes deeper.
         if isinstance(node, dict):
             for name, child in node.items():
-                path = (*parent, _segment(name, param, limits))
+                path = (*parent, segment(name, param, limits))
                 emit(path)
                 walk(path, child)
         elif isinstance(node, (list, tuple)):
             for item in node:
-                parent = (*parent, _segment(item, param, limits))
+                parent = (*parent, segment(item, param, limits))
                 emit(parent)
         else:
-            emit((*parent, _segment(node, param, limits)))
+            emit((*parent, segment(node, param, limits)))
 
     walk((), value)
     return tuple(prefixes)
-
-
-def _segment(value: object, param: str, limits: Limits, query: bool = False) -> str:
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    elif value is None:
-        raise InvalidEvent(param, "null is not a name; use a string, or leave that branch out")
-    elif (text := _spell(value)) is None:
-        raise InvalidEvent(param, f"expected a name, found {_show(value)} (a list is one path: "
-                                  "it holds names only)")
-    text = _name(text, param, limits, "name")
-    if text == OVERALL:
-        raise InvalidEvent(param, "_ means overall on its own; it cannot be part of a path")
-    if text == OTHER and not query:
-        raise InvalidEvent(param, "_other is reserved for children past the limit; rename it")
-    return text
-
-
-def _name(text: str, param: str, limits: Limits, what: str) -> str:
-    """`text` in NFC (so "café" is one name however it was typed), if it is a valid name."""
-    if not text:
-        raise InvalidEvent(param, f"empty {what}s are not allowed")
-    bad = (_ASCII_CONTROL if text.isascii() else _FORBIDDEN).search(text)
-    if bad is not None:
-        char = bad.group()
-        kind = _KINDS.get(unicodedata.category(char), "a control character")
-        raise InvalidEvent(param, f"{what} {_show(text)} holds U+{ord(char):04X}, {kind}; "
-                                  "remove it")
-    text = unicodedata.normalize("NFC", text)
-    if len(text) > limits.name_length:
-        raise InvalidEvent(param, f"{what} {_show(text)} is over {limits.name_length} characters")
-    return text
 
 
 def _metrics(param: str, value: object, limits: Limits) -> tuple[dict, dict[str, str]]:
@@ -305,9 +225,9 @@ def _metrics(param: str, value: object, limits: Limits) -> tuple[dict, dict[str,
 
     def check(name: object) -> str:
         if not isinstance(name, str) or not _METRIC_NAME.fullmatch(name):
-            raise InvalidEvent(param, f"metric name {_show(name)} must be a string of letters, "
+            raise InvalidEvent(param, f"metric name {show(name)} must be a string of letters, "
                                       "digits, _ and . not starting with a digit or .")
-        _name(name, param, limits, "metric name")  # ASCII: already in NFC
+        check_name(name, param, limits, "metric name")  # ASCII: already in NFC
         if name not in sums and name not in uniques and len(sums) + len(uniques) >= limits.metrics:
             raise InvalidEvent(param, f"more than {limits.metrics} metrics in one event")
         return name
@@ -323,17 +243,17 @@ def _metrics(param: str, value: object, limits: Limits) -> tuple[dict, dict[str,
             name = check(key)
             if isinstance(amount, dict):
                 uniques[name] = _unique_id(name, amount, param, limits)
-            elif not _is_number(amount):
-                raise InvalidEvent(param, f"metric {name}: {_show(amount)} is not a finite "
+            elif not is_number(amount):
+                raise InvalidEvent(param, f"metric {name}: {show(amount)} is not a finite "
                                           'number; send a number or {"unique": id}')
             elif not -MAX_VALUE <= amount <= MAX_VALUE:
-                raise InvalidEvent(param, f"metric {name}: {_show(amount)} is out of range; "
+                raise InvalidEvent(param, f"metric {name}: {show(amount)} is out of range; "
                                           f"values are at most 2**53 ({MAX_VALUE}) either way")
             else:
                 sums[name] = amount
     elif value is not None:
         raise InvalidEvent(param, "metrics are a name, a JSON list of names or a JSON object "
-                                  f"of name: number, not {_show(value)}")
+                                  f"of name: number, not {show(value)}")
     return (sums if HITS in sums else {HITS: 1, **sums}), uniques
 
 
@@ -344,10 +264,10 @@ def _unique_id(name: str, amount: dict, param: str, limits: Limits) -> str:
         raise InvalidEvent(param, f'metric {name}: a distinct count is {{"unique": id}} alone')
     uid = amount["unique"]
     if not isinstance(uid, (str, bool)):
-        uid = _spell(uid)
+        uid = spell_number(uid)
     if not isinstance(uid, str) or not uid:
         raise InvalidEvent(param, f"metric {name}: the unique id must be a non-empty string "
-                                  f"or a number, not {_show(amount['unique'])}")
+                                  f"or a number, not {show(amount['unique'])}")
     if _SURROGATE.search(uid):
         raise InvalidEvent(param, f"metric {name}: the unique id holds a lone surrogate")
     uid = unicodedata.normalize("NFC", uid)
@@ -357,68 +277,33 @@ def _unique_id(name: str, amount: dict, param: str, limits: Limits) -> str:
     return uid
 
 
-def _at(param: str, value: object, periods: Periods, limits: Limits, now: float) -> float:
+def _at(
+    param: str, value: object, periods: Periods, limits: Limits, now: float
+) -> tuple[float, tuple[int, ...]]:
+    """The event's time and the intervals whose window holds it at `now`: the one check."""
     if value is None:
-        return float(now)
+        return float(now), periods.intervals
     try:
-        at = _timestamp(value.strip()) if isinstance(value, str) else None
-        at = float(value) if _is_number(value) else at
+        at = parse_time(value.strip()) if isinstance(value, str) else None
+        at = float(value) if is_number(value) else at
     except OverflowError:
         at = math.inf
     except ValueError:
         at = None
     if at is None:
         raise InvalidEvent(param, "expected epoch seconds or ISO 8601 such as "
-                                  f"2024-05-01T12:00:00Z, not {_show(value)}")
+                                  f"2024-05-01T12:00:00Z, not {show(value)}")
     latest = now + limits.future_seconds
-    if math.isfinite(at) and at <= latest and periods.intervals_holding(at, now):
-        return at
+    intervals = tuple(periods.intervals_holding(at, now)) if math.isfinite(at) else ()
+    if at <= latest and intervals:
+        return at, intervals
     earliest = min(periods.window_start(interval, now) for interval in periods.intervals)
-    raise InvalidEvent(param, f"{_show(value)} is outside the accepted range, {_iso(earliest)} "
-                              f"to {_iso(latest)} ({earliest} to {math.floor(latest)} epoch "
+    raise InvalidEvent(param, f"{show(value)} is outside the accepted range, {iso(earliest)} "
+                              f"to {iso(latest)} ({earliest} to {math.floor(latest)} epoch "
                               "seconds)")
-
-
-def _timestamp(text: str) -> float:
-    """Epoch seconds of a numeric string or an ISO 8601 time (UTC if no zone)."""
-    if _NUMBER.fullmatch(text):
-        return float(text)
-    moment = datetime.fromisoformat(text)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _finite(value: object) -> bool:
     return not isinstance(value, float) or math.isfinite(value)
 
 
-def _is_number(value: object) -> TypeGuard[int | float]:
-    """True for an int or a finite float, not a bool."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return isinstance(value, int) or math.isfinite(value)
-
-
-def _spell(value: object) -> str | None:
-    """The JSON spelling of an int or finite float; None for others and absurd ints."""
-    if not _is_number(value) or (isinstance(value, int) and value.bit_length() > 4096):
-        return None
-    return json.dumps(value)
-
-
-def _is_empty(value: object) -> bool:
-    return value is None or (isinstance(value, (str, list, tuple, dict)) and not value)
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(math.floor(t), timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _show(value: object) -> str:
-    """A short description of `value` for an error message, safe for any input."""
-    if isinstance(value, str):
-        return repr(value[:40] + ("..." if len(value) > 40 else ""))
-    if isinstance(value, (dict, list, tuple)):
-        return "a JSON object" if isinstance(value, dict) else "a JSON list"
-    if isinstance(value, int) and value.bit_length() >= 200:
-        return "a very large number"
-    return json.dumps(value) if value is None or isinstance(value, bool) else repr(value)[:60]

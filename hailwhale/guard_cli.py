@@ -21,9 +21,9 @@ from datetime import datetime, timezone
 from redis import Redis
 
 from hailwhale.config import Config
-from hailwhale.events import parse_path
 from hailwhale.exceptions import InvalidInput
 from hailwhale.keys import KeySpace, dim_key
+from hailwhale.values import parse_path
 
 
 def add_guard_parser(subparsers) -> argparse.ArgumentParser:
@@ -63,7 +63,7 @@ def add_guard_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_guard(config: Config, args: argparse.Namespace) -> int:
     """Run `hailwhale guard ...`; the exit status."""
-    from hailwhale.cli import store_url
+    from hailwhale.process_cli import store_url
     from whale.connect import client
 
     keys = KeySpace(config.key_prefix)

@@ -27,8 +27,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from hailwhale.embedded import RedisServer, die_with_parent
+from hailwhale.embedded import RedisServer
 from hailwhale.exceptions import HailWhaleError
+from hailwhale.processes import die_with_parent
 
 log = logging.getLogger("hailwhale")
 

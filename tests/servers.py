@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from hailwhale.embedded import free_port
+from hailwhale.processes import free_port
 
 HAILWHALE = [sys.executable, "-m", "hailwhale.cli"]
 

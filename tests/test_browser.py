@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from hailwhale.embedded import free_port
+from hailwhale.processes import free_port
 from tests.servers import Served, get
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

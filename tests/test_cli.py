@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hailwhale.embedded import free_port
+from hailwhale.processes import free_port
 from tests.servers import HAILWHALE, Served, command_env, get, wait_for
 
 

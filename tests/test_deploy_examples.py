@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from hailwhale.embedded import free_port
+from hailwhale.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_EXAMPLE = (ROOT / "nginx.conf.example").read_text()

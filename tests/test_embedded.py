@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from hailwhale.embedded import RedisServer, free_port
+from hailwhale.embedded import RedisServer
 from hailwhale.exceptions import ConfigError, HailWhaleError
+from hailwhale.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}

@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hailwhale.config import Limits
-from hailwhale.events import Event, decode_value, parse_batch, parse_event, parse_path
+from hailwhale.events import Event, parse_batch, parse_event
 from hailwhale.exceptions import InvalidEvent
 from hailwhale.periods import Periods
+from hailwhale.values import decode_value, parse_path
 
 PERIODS = Periods.parse("15s:3h,1h:7d,1d:1y")
 LIMITS = Limits()

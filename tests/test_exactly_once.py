@@ -29,7 +29,7 @@ from tests.hail_helpers import BUFFER_KEYS, PERIODS, dump, make_store, random_ev
 from tests.servers import HAILWHALE, command_env
 from tests.test_access import call
 from whale.app import make_app
-from whale.store import Series
+from whale.reads import Series
 
 HOUR = 3600
 

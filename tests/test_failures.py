@@ -26,7 +26,7 @@ import pytest
 from hailwhale import HailWhale
 from hailwhale.embedded import RedisServer
 from tests.servers import Served, get
-from whale.store import Series
+from whale.reads import Series
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 30, what: str = "") -> None:

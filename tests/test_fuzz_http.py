@@ -28,7 +28,7 @@ from tests.hail_helpers import PERIODS, dump, make_store
 from tests.test_access import call
 from whale.app import make_app
 from whale.ingest import read_events
-from whale.queries import ALWAYS_ACCEPTED, QUERY_PARAMS, SAME_PARAM
+from whale.query_params import ALWAYS_ACCEPTED, QUERY_PARAMS, SAME_PARAM
 
 NOW = time.time()
 LIMITS = Limits(name_length=12, path_depth=3, prefixes=6, metrics=3, batch=4, request_bytes=600,

@@ -13,7 +13,7 @@ from hailwhale import HailWhale
 from hailwhale.config import Limits
 from hailwhale.events import Event
 from whale.guard import CardinalityGuard
-from whale.store import Series
+from whale.reads import Series
 
 NOW = time.time() // 3600 * 3600 + 1234.5
 DAY = "1d:1y"

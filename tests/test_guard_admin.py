@@ -15,7 +15,7 @@ from tests.cluster import Cluster
 from whale import guard_admin
 from whale.connect import client
 from whale.guard import CardinalityGuard
-from whale.store import Series
+from whale.reads import Series
 
 NOW = time.time() // 3600 * 3600 + 1234.5
 DAY = "1d:1y"

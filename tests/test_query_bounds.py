@@ -23,7 +23,7 @@ from hailwhale.periods import Periods
 from tests.hail_helpers import PERIODS, make_store
 from tests.servers import Served, get
 from tests.test_access import call
-from whale import queries
+from whale import deadline
 from whale.app import make_app
 from whale.store import Store
 
@@ -158,7 +158,7 @@ def test_a_query_past_its_timeout_is_a_503(store):
 def test_a_long_query_stops_part_way(store, monkeypatch):
     """The deadline is checked as the query goes, not only when it starts."""
     ticks = iter(range(10**6))
-    monkeypatch.setattr(queries, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
+    monkeypatch.setattr(deadline, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
     query = f"{MANY}&metrics={urllib.parse.quote(FORMULA)}"
     # each look at the clock is one second later: the 6th is past a 5 s timeout
     assert ask(whale(store, query_timeout=5), "/plotpoints", query)[0] == 503

@@ -16,7 +16,8 @@ from hail.buffer import Buffer
 from hailwhale.events import Event
 from hailwhale.group_commit import GroupCommit
 from tests.hail_helpers import BUFFER_KEYS, PERIODS, make_store, random_events
-from whale.store import Series, to_number
+from whale.numbers import to_number
+from whale.reads import Series
 
 
 @pytest.fixture

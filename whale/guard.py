@@ -36,9 +36,7 @@ locking.
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -46,32 +44,22 @@ from dataclasses import replace
 from redis import Redis
 
 from hailwhale.config import Limits
-from hailwhale.events import HITS, OTHER, Event
+from hailwhale.events import HITS, Event
+from hailwhale.expand import expand
 from hailwhale.keys import KeySpace, Path, dim_key
-from whale.rollup import pk_namespaces
-
-CHILDREN, PKS, METRIC_NAMES = "children", "pks", "metric_names"
-KINDS = (CHILDREN, PKS, METRIC_NAMES)
-RECENT = 5  # refused names `capped()` shows per parent, newest first
+from hailwhale.values import OTHER
+from whale.guard_indexes import Indexes
+from whale.guard_report import CHILDREN, METRIC_NAMES, PKS, GuardReports, spell
 
 _MEMORY = 200_000
 _UNGUARDED = {HITS, OTHER}
 
 Combo = tuple[Path, tuple[Path, ...], tuple[str, ...], tuple[str, ...]]
 Refusals = defaultdict[tuple[str, tuple[Path, ...]], set[str]]  # (kind, parent) -> names
+Placed = dict[Path, list[Path]]  # an event's dimension paths, `()` first -> its pk prefixes
 
 
-def spell(*parts: Path) -> str:
-    """A capped parent as the member of its `capped_by` set: a JSON list of paths."""
-    return json.dumps([list(part) for part in parts], separators=(",", ":"), ensure_ascii=False)
-
-
-def unspell(member: bytes | str) -> list[Path]:
-    """The paths `spell` wrote."""
-    return [tuple(part) for part in json.loads(member)]
-
-
-class CardinalityGuard:
+class CardinalityGuard(GuardReports):
     """Rewrites events so that no index grows past its limit; new names go to `_other`."""
 
     def __init__(
@@ -104,21 +92,24 @@ class CardinalityGuard:
                 combos[combo] = event  # a stream repeats a few combinations: look each up once
         if not combos:
             return list(events)
-        indexes = _Indexes(self.redis, now - self.retention)
-        for event in combos.values():
-            self._want(indexes, event.pk, event)
+        indexes = Indexes(self.redis, now - self.retention)
+        placed = {combo: _placed(event) for combo, event in combos.items()}
+        for combo, event in combos.items():
+            self._want(indexes, event, placed[combo], pks_index=True)
         indexes.fetch()
         refusals: Refusals = defaultdict(set)
         pks = {combo: self._admit_pk(indexes, refusals, combo[0]) for combo in combos}
         for combo, event in combos.items():
             if pks[combo] != event.pk:
-                self._want(indexes, pks[combo], event, pk_prefixes=False)
+                placed[combo] = _placed(replace(event, pk=pks[combo]))
+                self._want(indexes, event, placed[combo], pks_index=False)
         indexes.fetch()  # only when a pk was cut: the indexes of the pks it became
         changes: dict[Combo, tuple[Path, set[Path], set[str]]] = {}
         for combo, event in combos.items():
             pk = pks[combo]
-            capped = self._admit_paths(indexes, refusals, pk, event.paths)
-            metrics = self._admit_metrics(indexes, refusals, pk, (*event.sums, *event.uniques))
+            capped = self._admit_paths(indexes, refusals, placed[combo], event.paths)
+            metrics = self._admit_metrics(indexes, refusals, placed[combo][()],
+                                          (*event.sums, *event.uniques))
             if pk != event.pk or capped or metrics:
                 changes[combo] = (pk, capped, metrics)
             else:
@@ -133,18 +124,21 @@ class CardinalityGuard:
             out.append(event if change is None else _rewrite(event, *change))
         return out
 
-    def _want(self, indexes: _Indexes, pk: Path, event: Event, pk_prefixes: bool = True) -> None:
+    def _want(self, indexes: Indexes, event: Event, placed: Placed, pks_index: bool) -> None:
+        """Ask for the names of `event` in each index its placement writes to."""
         keys = self.keys
-        for n in range(1, len(pk) + 1 if pk_prefixes else 0):
-            indexes.want(keys.pks(), dim_key(pk[:n]))
-        for ns in pk_namespaces(pk):
-            for path in event.paths:
-                indexes.want(keys.children(ns, path[:-1]), path[-1])
-            for metric in (*event.sums, *event.uniques):
-                if metric not in _UNGUARDED:
-                    indexes.want(keys.metrics(ns), metric, registry=True)
+        for path, namespaces in placed.items():
+            for ns in namespaces:
+                if path:
+                    indexes.want(keys.children(ns, path[:-1]), path[-1])
+                    continue
+                if pks_index and ns:
+                    indexes.want(keys.pks(), dim_key(ns))
+                for metric in (*event.sums, *event.uniques):
+                    if metric not in _UNGUARDED:
+                        indexes.want(keys.metrics(ns), metric, registry=True)
 
-    def _admit_pk(self, indexes: _Indexes, refusals: Refusals, pk: Path) -> Path:
+    def _admit_pk(self, indexes: Indexes, refusals: Refusals, pk: Path) -> Path:
         """`pk`, cut at its first prefix the pks index has no room for."""
         key, limit = self.keys.pks(), self.limits[PKS]
         for n in range(1, len(pk) + 1):
@@ -155,14 +149,14 @@ class CardinalityGuard:
         return pk
 
     def _admit_paths(
-        self, indexes: _Indexes, refusals: Refusals, pk: Path, paths: Iterable[Path]
+        self, indexes: Indexes, refusals: Refusals, placed: Placed, paths: Iterable[Path]
     ) -> set[Path]:
         """The paths whose last segment was refused (their parent has no room for it)."""
         capped: set[Path] = set()
-        namespaces = pk_namespaces(pk)
         for path in sorted(paths, key=len):  # a parent decides before its children
             if any(path[:n] in capped for n in range(1, len(path))):
                 continue  # counted under `_other` higher up: nothing of it is stored
+            namespaces = placed[path]
             keys = [self.keys.children(ns, path[:-1]) for ns in namespaces]
             full = indexes.admit(keys, path[-1], self.limits[CHILDREN])
             if full:
@@ -172,11 +166,10 @@ class CardinalityGuard:
         return capped
 
     def _admit_metrics(
-        self, indexes: _Indexes, refusals: Refusals, pk: Path, metrics: Iterable[str]
+        self, indexes: Indexes, refusals: Refusals, namespaces: list[Path], metrics: Iterable[str]
     ) -> set[str]:
-        """The metric names refused (a registry of one of the event's pks is full)."""
+        """The metric names refused (the registry of one of `namespaces`, its pks, is full)."""
         refused: set[str] = set()
-        namespaces = pk_namespaces(pk)
         for metric in metrics:
             if metric in _UNGUARDED or metric in refused:
                 continue
@@ -215,123 +208,12 @@ class CardinalityGuard:
             pipe.expire(keys.capped_by(kind), self.retention)
         pipe.execute()
 
-    # -- reporting -----------------------------------------------------------
-
-    def report(self, now: float | None = None) -> dict:
-        """What `/health` shows: the limits and how many parents reached each; no names."""
-        since = (time.time() if now is None else now) - self.retention
-        pipe = self.redis.pipeline(transaction=False)
-        for kind in KINDS:
-            pipe.zcount(self.keys.capped_by(kind), since, "+inf")
-        return {"limits": dict(self.limits), "capped_parents": dict(zip(KINDS, pipe.execute()))}
-
-    def capped(self, now: float | None = None) -> list[dict]:
-        """For operators: each capped parent, its names now, and the names it refused.
-
-        `refused` is exact up to the limit; past it `at_least` is true (a parent keeps
-        the newest `limit` + 1 refused names, no more). `recent` lists the newest few.
-        """
-        since = (time.time() if now is None else now) - self.retention
-        keys = self.keys
-        pipe = self.redis.pipeline(transaction=False)
-        for kind in KINDS:
-            pipe.zrevrangebyscore(keys.capped_by(kind), "+inf", since, withscores=True)
-        found = [(kind, unspell(member), at)
-                 for kind, members in zip(KINDS, pipe.execute()) for member, at in members]
-        for kind, parent, _ in found:
-            if kind == METRIC_NAMES:
-                refused, registry = keys.refused_metrics(*parent), keys.metrics(*parent)
-                pipe.hlen(registry)
-                pipe.hexists(registry, OTHER)
-            else:
-                index = keys.children(*parent) if kind == CHILDREN else keys.pks()
-                refused = keys.refused(*parent) if kind == CHILDREN else keys.refused_pks()
-                pipe.zcount(index, since, "+inf")
-                pipe.zscore(index, OTHER)
-            pipe.zcount(refused, since, "+inf")
-            pipe.zrevrangebyscore(refused, "+inf", since, start=0, num=RECENT)
-        replies = iter(pipe.execute())
-        out = []
-        for kind, parent, at in found:
-            names = next(replies)
-            names -= _present(next(replies))  # `_other` is no name of its own
-            refused, recent = next(replies), next(replies)
-            out.append({
-                "kind": kind,
-                "pk": dim_key(parent[0]) if parent else None,
-                "parent": dim_key(parent[1]) if kind == CHILDREN else None,
-                "names": names,
-                "limit": self.limits[kind],
-                "refused": refused,
-                "at_least": refused > self.limits[kind],
-                "last_refused": at,
-                "recent": [name.decode() for name in recent],
-            })
-        return out
-
-
-class _Indexes:
-    """What one `admit` call knows of the indexes: per key, its size and some members.
-
-    Sizes leave `_other` out. Names the call admits are added as it goes, so two
-    new names of one call take two places.
-    """
-
-    def __init__(self, redis: Redis, cutoff: float):
-        self.redis = redis
-        self.cutoff = cutoff
-        self.sizes: dict[str, int] = {}
-        self.members: dict[tuple[str, str], bool] = {}
-        self._wanted: dict[str, dict[str, None]] = {}
-        self._registries: set[str] = set()
-
-    def want(self, key: str, name: str, registry: bool = False) -> None:
-        if (key, name) not in self.members:
-            self._wanted.setdefault(key, {})[name] = None
-            if registry:
-                self._registries.add(key)
-
-    def fetch(self) -> None:
-        """Look up every wanted name, in one round trip."""
-        if not self._wanted:
-            return
-        wanted, self._wanted = self._wanted, {}
-        pipe = self.redis.pipeline(transaction=False)
-        for key, names in wanted.items():
-            if key in self._registries:
-                pipe.hlen(key)
-                pipe.hmget(key, [OTHER, *names])
-            else:
-                pipe.zremrangebyscore(key, "-inf", f"({self.cutoff}")
-                pipe.zcard(key)
-                pipe.zmscore(key, [OTHER, *names])
-        replies = iter(pipe.execute())
-        for key, names in wanted.items():
-            if key not in self._registries:
-                next(replies)  # names pruned
-            size, (other, *found) = next(replies), next(replies)
-            if key not in self.sizes:
-                self.sizes[key] = size - (other is not None)
-            for name, value in zip(names, found):
-                self.members.setdefault((key, name), value is not None)
-
-    def admit(self, keys: list[str], name: str, limit: int) -> list[int]:
-        """Where `name` is refused: the positions of the `keys` whose index is full.
-
-        When none is, `name` is admitted, taking a place in each index it is new to.
-        """
-        new = [key for key in keys if not self.members[(key, name)]]
-        if any(self.sizes[key] >= limit for key in new):
-            return [i for i, key in enumerate(keys) if key in new and self.sizes[key] >= limit]
-        for key in new:
-            self.members[(key, name)] = True
-            self.sizes[key] += 1
-        return []
-
-
-def _present(reply: object) -> bool:
-    """Whether HEXISTS (a bool) or ZSCORE (a score or None) found the member."""
-    return reply if isinstance(reply, bool) else reply is not None
+def _placed(event: Event) -> Placed:
+    """The pk prefixes `event` counts under, per dimension path (overall `()` first)."""
+    placed: Placed = {}
+    for pk, path in expand(event):
+        placed.setdefault(path, []).append(pk)
+    return placed
 
 
 def _rewrite(event: Event, pk: Path, capped: set[Path], metrics: set[str]) -> Event:

@@ -35,13 +35,16 @@ from urllib.parse import unquote
 from redis import Redis
 
 from hailwhale.config import Limits
-from hailwhale.events import HITS, OTHER
+from hailwhale.events import HITS
 from hailwhale.keys import OVERALL, KeySpace, Path, dim_key, encode_path
 from hailwhale.periods import Period, Periods
+from hailwhale.values import OTHER
 from whale.connect import is_cluster
-from whale.guard import CHILDREN, METRIC_NAMES, PKS, CardinalityGuard, unspell
+from whale.guard import CardinalityGuard
+from whale.guard_report import CHILDREN, METRIC_NAMES, PKS, unspell
+from whale.reads import Series
 from whale.rollup import SUM, UNIQUE
-from whale.store import Series, Store
+from whale.store import Store
 
 BATCH = 1000  # keys a SCAN step asks for, and keys one UNLINK (or pipeline) deletes
 

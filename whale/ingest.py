@@ -27,9 +27,10 @@ from urllib.parse import parse_qsl
 from bottle import BaseRequest, FormsDict
 
 from hailwhale.config import Limits
-from hailwhale.events import FIELDS, Event, loads, parse_batch, parse_event, unknown_field
+from hailwhale.events import FIELDS, Event, parse_batch, parse_event, unknown_field
 from hailwhale.exceptions import InvalidEvent, RequestTooLarge
 from hailwhale.periods import Periods
+from hailwhale.values import loads
 
 # Parameters of the request, not of the event: a cache-buster, the write key, and the
 # Idempotency-Key of beacons (read by the counting routes from the query string).

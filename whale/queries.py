@@ -13,190 +13,30 @@ formulas, shows at most `Limits.query_limit` children per parent (`limit=0`, and
 query stops with a 503. Server workers are gevent greenlets, which no timer can
 interrupt in the middle of Python code, so the deadline is checked between Redis
 round trips, each of a bounded number of keys, and between the series computed.
+Parameters are checked and parsed into a Query by whale/query_params.py.
 """
 
 from __future__ import annotations
 
-import difflib
-import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 
-from hailwhale.config import Limits
-from hailwhale.events import decode_value, parse_path
-from hailwhale.exceptions import InvalidInput, InvalidQuery
-from hailwhale.formulas import Formula, parse_metric
+from hailwhale.exceptions import InvalidQuery
+from hailwhale.formulas import Formula
 from hailwhale.keys import Path, dim_key
 from hailwhale.periods import Period, Periods
+from whale.deadline import Deadline
+from whale.numbers import Number
+from whale.query_params import Query
+from whale.reads import Series
 from whale.rollup import SUM, UNIQUE, chunk_of
-from whale.store import Number, Series, Store
+from whale.store import Store
 
-MAX_DEPTH = 3
-# What /plotpoints, /totals and /dimensions take; `tzoffset` (the original plugin's)
-# is accepted and ignored: windows are UTC buckets, the plugin shows local time.
-QUERY_PARAMS = frozenset({
-    "pk", "category", "dimensions", "dimension", "metrics", "metric", "period", "depth",
-    "threshold", "limit", "sort", "tzoffset",
-})
-# Taken by every endpoint, even repeated (a proxy may add its own): `_`, a cache-buster
-# (jQuery's cache: false), and the access key, which whale/access.py reads.
-ALWAYS_ACCEPTED = frozenset({"_", "key"})
-# Aliases: one parameter with two spellings, so giving both is giving it twice.
-SAME_PARAM = {"category": "pk", "dimension": "dimensions", "metric": "metrics"}
 # Keys per Redis round trip: a series chunk holds a few hundred buckets and a children
 # set at most Limits.children members, so every reply stays small and the deadline is
 # checked often.
 _KEYS_PER_READ = 1000
 _PARENTS_PER_READ = 10
 _TOTALS_PER_CHECK = 500
-
-
-class QueryTimeout(InvalidInput):
-    """A query that ran past its time: a 503, and the worker is free again."""
-
-    status = 503
-
-    def __init__(self, seconds: float):
-        super().__init__(None, f"the query ran over the {seconds:g} s limit "
-                               "(HAILWHALE_QUERY_TIMEOUT) and was stopped; ask for less: "
-                               "fewer metrics, a smaller limit or depth, a coarser period")
-
-
-class Deadline:
-    """When a query must stop: `seconds` after it was made (None: never)."""
-
-    def __init__(self, seconds: float | None, clock: Callable[[], float] | None = None):
-        self.seconds = seconds
-        self.clock = clock or time.monotonic
-        self.at = None if seconds is None else self.clock() + seconds
-
-    def check(self) -> None:
-        """Raise QueryTimeout once the time is up."""
-        if self.at is not None and self.clock() > self.at:
-            raise QueryTimeout(self.seconds or 0)
-
-
-@dataclass(frozen=True)
-class Query:
-    """A parsed `/plotpoints`, `/totals` or `/dimensions` request."""
-
-    pk: Path
-    path: Path
-    metrics: tuple[Formula, ...]
-    sort: Formula
-    depth: int = 0
-    threshold: float | None = 0.1
-    limit: int = 10
-    max_points: int = Limits.answer_points
-    deadline: Deadline = field(default_factory=lambda: Deadline(None), compare=False)
-
-
-def _shown(name: str) -> str:
-    """A parameter name for an error: a client's 1 MiB name is not echoed back whole."""
-    return name if len(name) <= 100 else name[:100] + "..."
-
-
-def check_params(
-    items: Iterable[tuple[str, str]], known: Collection[str],
-    aliases: Mapping[str, str] = SAME_PARAM,
-) -> dict[str, str]:
-    """`items`, (name, value) pairs as sent, as a dict; a name not `known` or given twice
-    (an alias counts as its parameter) is a 400 naming it. `_` and `key` always pass."""
-    given: dict[str, str] = {}  # parameter -> the spelling that gave it
-    params: dict[str, str] = {}
-    for name, value in items:
-        if name in ALWAYS_ACCEPTED:
-            params[name] = value
-            continue
-        if name not in known:
-            close = difflib.get_close_matches(name[:100], sorted(known), n=1, cutoff=0.75)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise InvalidQuery(_shown(name), f"unknown parameter {_shown(name)!r}{hint}; "
-                                             f"this endpoint takes {', '.join(sorted(known))}")
-        same = aliases.get(name, name)
-        if same in given:
-            first = given[same]
-            twice = "is given twice" if first == name else f"and {first!r} are one parameter"
-            raise InvalidQuery(name, f"{name!r} {twice}: give it once")
-        given[same] = name
-        params[name] = value
-    return params
-
-
-def _param(params: Mapping[str, object], name: str, alias: str | None = None) -> object:
-    value = params.get(name)
-    if (value is None or value == "") and alias:
-        value = params.get(alias)
-    return None if value == "" else value
-
-
-def _number(params: Mapping[str, object], name: str, default, kind=float, low=0, high=None,
-            note: str = ""):
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = kind(raw)
-    except (TypeError, ValueError, OverflowError):
-        raise InvalidQuery(name, f"{name} must be a {kind.__name__}, not {raw!r}") from None
-    if value != value or value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}{note}" if high is not None else f"at least {low}"
-        raise InvalidQuery(name, f"{name} must be {bounds}, not {raw!r}")
-    return value
-
-
-def _metric_texts(value: object, limits: Limits) -> list[str]:
-    if value is None:
-        return ["hits"]
-    decoded = decode_value(value, "metrics") if isinstance(value, str) else value
-    if isinstance(decoded, str):
-        decoded = [decoded]
-    if not isinstance(decoded, list) or not decoded:
-        raise InvalidQuery("metrics", "metrics must be a name, a formula or a JSON list of them")
-    if len(decoded) > limits.query_metrics:
-        raise InvalidQuery("metrics", f"a query takes at most {limits.query_metrics} metrics "
-                                      f"or formulas, not {len(decoded)}")
-    if not all(isinstance(item, str) for item in decoded):
-        raise InvalidQuery("metrics", "every metric must be a string (a name or a formula)")
-    return decoded
-
-
-def parse_query(
-    params: Mapping[str, object], limits: Limits, timeout: float | None = None, *,
-    threshold: float | None = 0.1, limit: int | None = 10,
-) -> Query:
-    """A Query from request parameters (checked by `check_params` first, for a request).
-
-    `threshold` and `limit` are the defaults (a `limit` of None or 0: the most,
-    `limits.query_limit`); the query's deadline is `timeout` seconds from now.
-    """
-    deadline = Deadline(timeout)
-    try:
-        pk = parse_path(_param(params, "pk", "category"), "pk", limits)
-        path = parse_path(_param(params, "dimensions", "dimension"), "dimensions", limits)
-    except InvalidInput as error:
-        raise InvalidQuery(error.param, error.message) from None
-    options = dict(max_length=limits.formula_length, max_depth=limits.formula_depth)
-    texts = _metric_texts(_param(params, "metrics", "metric"), limits)
-    metrics = tuple(parse_metric(text, **options) for text in texts)
-    sort_text = _param(params, "sort")
-    if sort_text is None:
-        sort = metrics[0]
-    else:
-        sort = parse_metric(str(sort_text).lstrip("-"), param="sort", **options)
-    most = limits.query_limit
-    given_limit = _number(params, "limit", limit, int, 0, most, f" (0: {most})")
-    return Query(
-        pk=pk,
-        path=path,
-        metrics=metrics,
-        sort=sort,
-        depth=_number(params, "depth", 0, int, 0, MAX_DEPTH),
-        threshold=_number(params, "threshold", threshold),
-        limit=min(given_limit or most, most),
-        max_points=limits.answer_points,
-        deadline=deadline,
-    )
 
 
 def clean(value: float) -> Number:

@@ -1,11 +1,12 @@
 """Roll events up into the Redis writes that count them (pure, no I/O).
 
-An event is counted under every prefix of its pk (or `_` without one), every
-dimension prefix plus overall `_`, every interval whose window holds it, and
-every metric. A `Rollup` collects those writes; rolling up several events
-into one sums identical increments, which is what makes a batch flush cheap:
-the overall series gets one increment per batch, not one per event. Sums are
-exact (hailwhale/sums.py) until written, so batching never changes a total.
+An event is counted under every (pk prefix, dimension path) pair of its
+expansion (hailwhale/expand.py), every interval whose window held it when it
+was received (decided at parse), and every metric. A `Rollup` collects those
+writes; rolling up several events into one sums identical increments, which is
+what makes a batch flush cheap: the overall series gets one increment per
+batch, not one per event. Sums are exact (hailwhale/sums.py) until written, so
+batching never changes a total.
 
 A sum series is stored in chunks of CHUNK_BUCKETS buckets (`chunk_of`): the
 boundaries depend on the interval alone, not on the configured lengths, so a
@@ -19,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from hailwhale.events import Event
+from hailwhale.expand import expand
 from hailwhale.keys import KeySpace, Path, dim_key
 from hailwhale.periods import Periods, bucket_start
 from hailwhale.sums import ExactSum, exact
@@ -63,11 +65,6 @@ class Rollup:
             self.expiries[key] = at
 
 
-def pk_namespaces(pk: Path) -> list[Path]:
-    """The pks an event counts under: each prefix of its pk, or overall alone."""
-    return [pk[:n] for n in range(1, len(pk) + 1)] if pk else [()]
-
-
 class Roller:
     """Turns events into a Rollup for one key space and set of periods."""
 
@@ -76,39 +73,42 @@ class Roller:
         self.periods = periods
 
     def rollup(self, events: Iterable[Event], now: float) -> Rollup:
-        """The writes for `events`, as of time `now` (which decides the windows).
+        """The writes for `events`; `now` decides the windows of events parsed elsewhere.
 
-        In passes: events are first summed per (pk, dimension paths, second), one
+        In passes: events are first summed per (pk, dimension paths, second, intervals), one
         dict update per event (a stream repeats a few hundred such signatures); each
         signature is then added to its (pk, path, buckets) cells, one per prefix;
         only then is each cell expanded into keys, so a batch builds each key once,
         not once per event.
         """
-        signatures: dict[tuple[Path, tuple[Path, ...], int], _Cell] = {}
+        Signature = tuple[Path, tuple[Path, ...], int, tuple[int, ...] | None]
+        signatures: dict[Signature, tuple[Event, _Cell]] = {}
         count = 0
         for event in events:
             count += 1
             # intervals are whole seconds: same second, same buckets
-            signature = (event.pk, event.paths, int(event.at))
-            cell = signatures.get(signature)
-            if cell is None:
-                cell = signatures[signature] = _Cell()
-            cell.add(event)
+            signature = (event.pk, event.paths, int(event.at), event.intervals)
+            signed = signatures.get(signature)
+            if signed is None:
+                signed = signatures[signature] = (event, _Cell())
+            signed[1].add(event)
         cells: dict[tuple[Path, Path, tuple[tuple[int, int], ...]], _Cell] = {}
-        buckets_at: dict[int, tuple[tuple[int, int], ...]] = {}
-        for (event_pk, paths, second), signed in signatures.items():
-            buckets = buckets_at.get(second)
+        buckets_at: dict[tuple[int, tuple[int, ...] | None], tuple[tuple[int, int], ...]] = {}
+        retention = self.periods.retention
+        for (_, _, second, intervals), (first, signed) in signatures.items():
+            buckets = buckets_at.get((second, intervals))
             if buckets is None:
-                buckets = buckets_at[second] = tuple(
-                    (i, bucket_start(second, i))
-                    for i in self.periods.intervals_holding(second, now)
-                )
-            for pk in pk_namespaces(event_pk):
-                for path in ((), *paths):
-                    cell = cells.get((pk, path, buckets))
-                    if cell is None:
-                        cell = cells[(pk, path, buckets)] = _Cell()
-                    cell.merge(signed)
+                held = intervals
+                if held is None:  # not parsed here: decided now, once
+                    held = self.periods.intervals_holding(second, now)
+                # an interval another node's periods have and ours lack has no retention here
+                buckets = buckets_at[(second, intervals)] = tuple(
+                    (i, bucket_start(second, i)) for i in held if i in retention)
+            for pk, path in expand(first):
+                cell = cells.get((pk, path, buckets))
+                if cell is None:
+                    cell = cells[(pk, path, buckets)] = _Cell()
+                cell.merge(signed)
         out = self._expand(cells)
         out.events = count
         return out

@@ -1,11 +1,12 @@
-"""The counting store: applies rollups to Redis and reads series back.
+"""The counting store: writes rollups to Redis, each exactly once when asked.
 
 Writes go out as calls of one Lua script, whale/scripts/apply.lua, that runs a
 list of ops (whale/writes.py builds them from a Rollup): `HINCRBYFLOAT` per
 (series chunk, bucket), `PFADD` per unique bucket, `ZADD GT` for the children
 and pk indexes, `HSETNX` for the metric registry, and `EXPIREAT` for each key.
 The script checks every op before its first write, so a piece is written all or
-nothing; a check that fails is a `PoisonWrite`, which no retry can fix.
+nothing; a check that fails is a `PoisonWrite`, which no retry can fix. Reads
+of what it wrote are whale/reads.py's (a Store is also a `SeriesReads`).
 
 Exactly once (`apply_once`): a rollup that fits in one call on one Redis is one
 script call that checks a marker and sets it with the writes, atomically. A
@@ -26,7 +27,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from importlib.resources import files
 
 import orjson
@@ -46,14 +46,13 @@ from hailwhale.config import Limits
 from hailwhale.events import Event
 from hailwhale.exceptions import PoisonWrite
 from hailwhale.group_commit import GroupCommit
-from hailwhale.keys import KeySpace, Path
+from hailwhale.keys import KeySpace
 from hailwhale.periods import Periods
 from whale.connect import is_cluster
 from whale.guard import CardinalityGuard
-from whale.rollup import SUM, UNIQUE, Roller, Rollup, chunk_of
+from whale.reads import SeriesReads
+from whale.rollup import Roller, Rollup
 from whale.writes import MAX_ARGS, MAX_BYTES, Piece, piece_bytes, pieces
-
-Number = int | float
 
 _EXPIRY_MEMORY = 200_000
 _PIPELINE_BYTES = 16 * 1024 * 1024  # pieces sent in one round trip, at most
@@ -63,47 +62,9 @@ _TRANSIENT = {"LOADING", "OOM", "READONLY", "BUSY", "MASTERDOWN", "TRYAGAIN", "C
 _RETRIED = (NoScriptError, ClusterError, ClusterDownError, TryAgainError, ReadOnlyError,
             MovedError, AskError)
 _SCRIPT = (files("whale") / "scripts" / "apply.lua").read_text()
-_NUMERALS = b"0123456789.e+-,"  # every byte of how Redis spells a finite sum
 
 
-def to_number(raw: bytes | str | None) -> Number:
-    """A Redis sum as a JSON-friendly number: integral values become ints."""
-    if raw is None:
-        return 0
-    if type(raw) is bytes and b"." not in raw and b"e" not in raw:
-        return int(raw)  # how Redis spells an integral sum: exact, however long
-    value = float(raw)
-    if value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    return value
-
-
-def to_numbers(raws: list[bytes]) -> list[Number]:
-    """`to_number` of each sum, parsed in one orjson call (a graph reads tens of thousands).
-
-    The same numbers: integral sums under 16 digits (so under 2**53) become ints,
-    others floats, as `to_number` makes them; anything else goes through it.
-    """
-    joined = b",".join(raws)
-    if raws and max(map(len, raws)) < 16 and not joined.translate(None, _NUMERALS):
-        try:
-            return orjson.loads(b"[" + joined + b"]")
-        except orjson.JSONDecodeError:
-            pass  # not sums HINCRBYFLOAT wrote: let to_number say what is wrong
-    return [to_number(raw) for raw in raws]
-
-
-@dataclass(frozen=True)
-class Series:
-    """One metric of one (pk, dimension path), as stored (a sum or a unique count)."""
-
-    pk: Path
-    path: Path
-    metric: str
-    kind: str = SUM
-
-
-class Store:
+class Store(SeriesReads):
     """Counts events into Redis and reads their series; takes a client it does not own."""
 
     def __init__(
@@ -263,70 +224,6 @@ class Store:
         if len(self._expiry_sent) + len(expiries) > _EXPIRY_MEMORY:
             self._expiry_sent.clear()
         self._expiry_sent.update(expiries)
-
-    # -- reading -----------------------------------------------------------
-
-    def metric_kinds(self, pk: Path) -> dict[str, str]:
-        """Metric name -> `sum` or `unique`, for every metric counted under `pk`."""
-        raw = self.redis.hgetall(self.keys.metrics(pk))
-        return {name.decode(): kind.decode() for name, kind in raw.items()}
-
-    def pks(self, since: float = 0) -> list[str]:
-        """Every pk (its dim_key spelling) seen since `since`."""
-        return [m.decode() for m in self.redis.zrangebyscore(self.keys.pks(), since, "+inf")]
-
-    def children(self, pk: Path, path: Path, since: float) -> list[str]:
-        """Segments of the children of `path` that counted an event since `since`."""
-        members = self.redis.zrangebyscore(self.keys.children(pk, path), since, "+inf")
-        return sorted(m.decode() for m in members)
-
-    def children_of_many(self, pk: Path, paths: Iterable[Path], since: float) -> list[list[str]]:
-        """`children` for several parents in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        for path in paths:
-            pipe.zrangebyscore(self.keys.children(pk, path), since, "+inf")
-        return [sorted(m.decode() for m in members) for members in pipe.execute()]
-
-    def points(
-        self, series: Sequence[Series], interval: int, window: Sequence[int]
-    ) -> list[list[Number]]:
-        """Per-bucket values of each series over `window` (bucket starts), 0 when empty."""
-        chunks = sorted({chunk_of(bucket, interval) for bucket in window})
-        pipe = self.redis.pipeline(transaction=False)
-        for one in series:
-            if one.kind == UNIQUE:
-                for bucket in window:
-                    pipe.execute_command("PFCOUNT", self.keys.unique(
-                        one.pk, one.path, interval, one.metric, bucket))
-            else:
-                for chunk in chunks:
-                    pipe.hgetall(self.keys.series(one.pk, one.path, interval, one.metric, chunk))
-        replies = iter(pipe.execute())
-        stamps = [str(bucket).encode() for bucket in window]  # the fields, as Redis has them
-        out = []
-        for one in series:
-            if one.kind == UNIQUE:
-                out.append([next(replies) for _ in window])
-                continue
-            stored: dict[bytes, bytes] = {}
-            for _ in chunks:
-                stored.update(next(replies))
-            numbers = dict(zip(stored, to_numbers(list(stored.values()))))
-            out.append([numbers.get(stamp, 0) for stamp in stamps])
-        return out
-
-    def unique_totals(
-        self, series: Sequence[Series], interval: int, window: Sequence[int]
-    ) -> list[int]:
-        """Distinct ids over the whole window: PFCOUNT of the union of its buckets."""
-        pipe = self.redis.pipeline(transaction=False)
-        for one in series:
-            pipe.execute_command(  # as pfcount(), which cluster pipelines refuse
-                "PFCOUNT",
-                *(self.keys.unique(one.pk, one.path, interval, one.metric, b) for b in window)
-            )
-        return pipe.execute()
-
 
 def _rounds(calls: list[Piece]) -> Iterable[tuple[int, int]]:
     """Index ranges of pieces to send together: at most _PIPELINE_BYTES a round trip."""

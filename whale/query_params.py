@@ -1,0 +1,150 @@
+"""Query parameters: a request's parameters checked, then parsed into a Query."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from hailwhale.config import Limits
+from hailwhale.exceptions import InvalidInput, InvalidQuery
+from hailwhale.formulas import Formula, parse_metric
+from hailwhale.keys import Path
+from hailwhale.values import decode_value, parse_path
+from whale.deadline import Deadline
+
+MAX_DEPTH = 3
+# What /plotpoints, /totals and /dimensions take; `tzoffset` (the original plugin's)
+# is accepted and ignored: windows are UTC buckets, the plugin shows local time.
+QUERY_PARAMS = frozenset({
+    "pk", "category", "dimensions", "dimension", "metrics", "metric", "period", "depth",
+    "threshold", "limit", "sort", "tzoffset",
+})
+# Taken by every endpoint, even repeated (a proxy may add its own): `_`, a cache-buster
+# (jQuery's cache: false), and the access key, which whale/access.py reads.
+ALWAYS_ACCEPTED = frozenset({"_", "key"})
+# Aliases: one parameter with two spellings, so giving both is giving it twice.
+SAME_PARAM = {"category": "pk", "dimension": "dimensions", "metric": "metrics"}
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed `/plotpoints`, `/totals` or `/dimensions` request."""
+
+    pk: Path
+    path: Path
+    metrics: tuple[Formula, ...]
+    sort: Formula
+    depth: int = 0
+    threshold: float | None = 0.1
+    limit: int = 10
+    max_points: int = Limits.answer_points
+    deadline: Deadline = field(default_factory=lambda: Deadline(None), compare=False)
+
+
+def _shown(name: str) -> str:
+    """A parameter name for an error: a client's 1 MiB name is not echoed back whole."""
+    return name if len(name) <= 100 else name[:100] + "..."
+
+
+def check_params(
+    items: Iterable[tuple[str, str]], known: Collection[str],
+    aliases: Mapping[str, str] = SAME_PARAM,
+) -> dict[str, str]:
+    """`items`, (name, value) pairs as sent, as a dict; a name not `known` or given twice
+    (an alias counts as its parameter) is a 400 naming it. `_` and `key` always pass."""
+    given: dict[str, str] = {}  # parameter -> the spelling that gave it
+    params: dict[str, str] = {}
+    for name, value in items:
+        if name in ALWAYS_ACCEPTED:
+            params[name] = value
+            continue
+        if name not in known:
+            close = difflib.get_close_matches(name[:100], sorted(known), n=1, cutoff=0.75)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise InvalidQuery(_shown(name), f"unknown parameter {_shown(name)!r}{hint}; "
+                                             f"this endpoint takes {', '.join(sorted(known))}")
+        same = aliases.get(name, name)
+        if same in given:
+            first = given[same]
+            twice = "is given twice" if first == name else f"and {first!r} are one parameter"
+            raise InvalidQuery(name, f"{name!r} {twice}: give it once")
+        given[same] = name
+        params[name] = value
+    return params
+
+
+def _param(params: Mapping[str, object], name: str, alias: str | None = None) -> object:
+    value = params.get(name)
+    if (value is None or value == "") and alias:
+        value = params.get(alias)
+    return None if value == "" else value
+
+
+def _number(params: Mapping[str, object], name: str, default, kind=float, low=0, high=None,
+            note: str = ""):
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidQuery(name, f"{name} must be a {kind.__name__}, not {raw!r}") from None
+    if value != value or value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}{note}" if high is not None else f"at least {low}"
+        raise InvalidQuery(name, f"{name} must be {bounds}, not {raw!r}")
+    return value
+
+
+def _metric_texts(value: object, limits: Limits) -> list[str]:
+    if value is None:
+        return ["hits"]
+    decoded = decode_value(value, "metrics") if isinstance(value, str) else value
+    if isinstance(decoded, str):
+        decoded = [decoded]
+    if not isinstance(decoded, list) or not decoded:
+        raise InvalidQuery("metrics", "metrics must be a name, a formula or a JSON list of them")
+    if len(decoded) > limits.query_metrics:
+        raise InvalidQuery("metrics", f"a query takes at most {limits.query_metrics} metrics "
+                                      f"or formulas, not {len(decoded)}")
+    if not all(isinstance(item, str) for item in decoded):
+        raise InvalidQuery("metrics", "every metric must be a string (a name or a formula)")
+    return decoded
+
+
+def parse_query(
+    params: Mapping[str, object], limits: Limits, timeout: float | None = None, *,
+    threshold: float | None = 0.1, limit: int | None = 10,
+) -> Query:
+    """A Query from request parameters (checked by `check_params` first, for a request).
+
+    `threshold` and `limit` are the defaults (a `limit` of None or 0: the most,
+    `limits.query_limit`); the query's deadline is `timeout` seconds from now.
+    """
+    deadline = Deadline(timeout)
+    try:
+        pk = parse_path(_param(params, "pk", "category"), "pk", limits)
+        path = parse_path(_param(params, "dimensions", "dimension"), "dimensions", limits)
+    except InvalidInput as error:
+        raise InvalidQuery(error.param, error.message) from None
+    options = dict(max_length=limits.formula_length, max_depth=limits.formula_depth)
+    texts = _metric_texts(_param(params, "metrics", "metric"), limits)
+    metrics = tuple(parse_metric(text, **options) for text in texts)
+    sort_text = _param(params, "sort")
+    if sort_text is None:
+        sort = metrics[0]
+    else:
+        sort = parse_metric(str(sort_text).lstrip("-"), param="sort", **options)
+    most = limits.query_limit
+    given_limit = _number(params, "limit", limit, int, 0, most, f" (0: {most})")
+    return Query(
+        pk=pk,
+        path=path,
+        metrics=metrics,
+        sort=sort,
+        depth=_number(params, "depth", 0, int, 0, MAX_DEPTH),
+        threshold=_number(params, "threshold", threshold),
+        limit=min(given_limit or most, most),
+        max_points=limits.answer_points,
+        deadline=deadline,
+    )
