@@ -26,7 +26,11 @@ test: $(VENV)/.stamp-test
 	@echo "screenshots: tests/screenshots/ (the browser tests save them there)"
 	$(BIN)/python -m pytest -q -n 2
 
-bench: $(VENV)/.stamp-install
+$(VENV)/.stamp-bench: setup.py | $(BIN)/python
+	$(PIP) install -e '.[bench]'
+	@touch $@
+
+bench: $(VENV)/.stamp-bench
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # make fuzz: the property tests (hypothesis) with fresh randomness, FUZZ_EXAMPLES

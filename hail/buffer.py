@@ -26,7 +26,6 @@ Flushers record a heartbeat here (`beat`), so `/health` knows whether one is ali
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections.abc import Sequence
@@ -34,9 +33,11 @@ from dataclasses import dataclass
 from importlib.resources import files
 from uuid import uuid4
 
+import orjson
 from redis import Redis
 
 from hail.items import item_head, received_at
+from hailwhale.config import Config
 from hailwhale.events import Event
 from hailwhale.exceptions import BufferFull
 from hailwhale.group_commit import GroupCommit
@@ -98,8 +99,9 @@ class FlushStats:
 class Buffer:
     """One Hail buffer in Redis; takes a client it does not own."""
 
-    def __init__(self, redis: Redis, keys: KeySpace, max_events: int = 1_000_000, *,
-                 max_bytes: int = 256 * 1024 * 1024, batch_bytes: int = 8 * 1024 * 1024,
+    def __init__(self, redis: Redis, keys: KeySpace, max_events: int = Config.buffer_max, *,
+                 max_bytes: int = Config.buffer_max_bytes,
+                 batch_bytes: int = Config.flush_batch_bytes,
                  name: str = "hail", retry_after: int = 1):
         self.redis = redis
         self.keys = keys
@@ -199,7 +201,7 @@ class Buffer:
 
     def bury(self, batch_id: str, reason: str, now: float, events: int) -> bool:
         """Set a whole in-flight batch aside as a dead letter; False if it is gone already."""
-        letter = json.dumps({"batch": batch_id, "reason": reason, "at": now, "events": events})
+        letter = orjson.dumps({"batch": batch_id, "reason": reason, "at": now, "events": events})
         keys = [self.in_flight_key, self.keys.batch(self.name, batch_id), self.dead_key,
                 self.keys.dead_batch(self.name, batch_id)]
         return bool(self._bury(keys=keys, args=[batch_id, letter]))
@@ -207,7 +209,7 @@ class Buffer:
     def dead_letters(self) -> list[dict]:
         """Dead letters, oldest first: `{"id", "reason", "at"}` and `"batch"` and `"events"`
         for a batch set aside whole, or `"item"` for an item that is not an event."""
-        letters = [{"id": key.decode(), **json.loads(raw)}
+        letters = [{"id": key.decode(), **orjson.loads(raw)}
                    for key, raw in self.redis.hgetall(self.dead_key).items()]
         return sorted(letters, key=lambda letter: (letter["at"], letter["id"]))
 

@@ -33,7 +33,6 @@ The buffer works on a Redis Cluster too: its keys share one hash tag, one slot.
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import threading
 import time
@@ -52,6 +51,7 @@ from redis.exceptions import (
 
 from hail.buffer import Buffer, FlushStats, flusher_id
 from hail.items import parse_head
+from hailwhale.config import Config
 from hailwhale.events import Event
 from hailwhale.exceptions import InvalidEvent, PoisonWrite
 from whale.store import Store
@@ -97,8 +97,7 @@ def decode(items: Sequence[bytes], now: float) -> Decoded:
                 out.requests[request_key] = events
             continue
         text = raw.decode("utf-8", errors="backslashreplace")
-        out.dead.append(json.dumps({"item": text, "reason": reason, "at": now},
-                                   ensure_ascii=False))
+        out.dead.append(orjson.dumps({"item": text, "reason": reason, "at": now}).decode())
     return out
 
 
@@ -128,10 +127,10 @@ def _cycle_collector_paused() -> Iterator[None]:
 class Flusher:
     """Moves events from a Buffer into a Store, batch by batch, each exactly once."""
 
-    def __init__(self, buffer: Buffer, store: Store, batch_size: int = 5000,
+    def __init__(self, buffer: Buffer, store: Store, batch_size: int = Config.flush_batch,
                  on_step: Callable[[str, str], None] | None = None, *,
                  lease: float = LEASE, marker_ttl: int = MARKER_TTL,
-                 idempotency_window: int = 3600):
+                 idempotency_window: int = Config.idempotency_window):
         self.buffer = buffer
         self.store = store
         self.batch_size = batch_size

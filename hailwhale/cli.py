@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import simplejson
+import orjson
 
 from hailwhale import __version__
 from hailwhale.config import ENV_VARS, Config, load_config
@@ -29,12 +29,12 @@ def _buffer_flags(parser: argparse.ArgumentParser, flusher: bool = True) -> None
     parser.add_argument("--hail-url", help=f"buffer Redis URL (env {ENV_VARS['hail_url']}); "
                         "default: the store")
     parser.add_argument("--buffer-max", type=int, help="events the buffer holds before /count "
-                        f"answers 503 (env {ENV_VARS['buffer_max']}); default 1000000")
+                        f"answers 503 (env {ENV_VARS['buffer_max']}); default {Config.buffer_max}")
     parser.add_argument("--flush-interval", type=float, help="seconds between flushes "
-                        f"(env {ENV_VARS['flush_interval']}); default 1")
+                        f"(env {ENV_VARS['flush_interval']}); default {Config.flush_interval:g}")
     parser.add_argument("--flush-batch", type=int, help="events per flushed batch, and the "
                         f"depth that triggers a flush at once (env {ENV_VARS['flush_batch']}); "
-                        "default 5000")
+                        f"default {Config.flush_batch}")
     if flusher:
         parser.add_argument("--no-flusher", action="store_true",
                             help="do not run a flusher here (run `hailwhale flush` apart)")
@@ -42,7 +42,7 @@ def _buffer_flags(parser: argparse.ArgumentParser, flusher: bool = True) -> None
 
 def _server_flags(parser: argparse.ArgumentParser, port: str) -> None:
     parser.add_argument("--host", help=f"address to listen on (env {ENV_VARS['host']}); "
-                        "default 127.0.0.1")
+                        f"default {Config.host}")
     parser.add_argument("--port", type=int, help=f"default {port}")
     parser.add_argument("--workers", type=int, help=f"worker processes (env "
                         f"{ENV_VARS['workers']}); default one per core")
@@ -62,7 +62,7 @@ def _store_flags(parser: argparse.ArgumentParser) -> None:
                         f"env {ENV_VARS['redis_url']}); default: embedded Redis under --data-dir")
     parser.add_argument("--periods", help=f"e.g. 15s:3h,1h:7d,1d:1y (env {ENV_VARS['periods']})")
     parser.add_argument("--data-dir", help=f"embedded Redis data (env {ENV_VARS['data_dir']}); "
-                        "default ./data")
+                        f"default ./{Config.data_dir}")
     parser.add_argument("--key-prefix", help=f"Redis key prefix (env {ENV_VARS['key_prefix']})")
 
 
@@ -79,14 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run Whale: counting, queries, dashboard")
-    _server_flags(serve, f"8085 (env {ENV_VARS['port']})")
+    _server_flags(serve, f"{Config.port} (env {ENV_VARS['port']})")
     serve.add_argument("--no-buffer", action="store_true",
                        help="count /count directly instead of through a Hail buffer")
     _buffer_flags(serve)
     _store_flags(serve)
 
     hail = commands.add_parser("hail", help="run Hail: the buffering collector")
-    _server_flags(hail, f"8086 (env {ENV_VARS['hail_port']})")
+    _server_flags(hail, f"{Config.hail_port} (env {ENV_VARS['hail_port']})")
     _buffer_flags(hail)
     _store_flags(hail)
 
@@ -153,7 +153,7 @@ def query(config: Config, args: argparse.Namespace) -> None:
         if args.what != "dimensions":
             options["depth"] = args.depth
         result = getattr(hw, args.what)(**options)
-        print(simplejson.dumps(result, ensure_ascii=False))
+        print(orjson.dumps(result).decode())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,9 +10,10 @@ even if part of it was written before. Fix the cause first (the reason says it).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import datetime
+
+import orjson
 
 from hailwhale.config import Config
 
@@ -42,7 +43,7 @@ def run_dead_letters(config: Config, args: argparse.Namespace, store: str, buffe
     if args.action == "list":
         for letter in letters:
             if args.json:
-                print(json.dumps(letter, ensure_ascii=False))
+                print(orjson.dumps(letter).decode())
             else:
                 when = datetime.fromtimestamp(letter["at"]).isoformat(" ", "seconds")
                 size = (f"batch of {letter['events']} items" if "batch" in letter

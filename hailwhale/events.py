@@ -7,7 +7,6 @@ parameter as the client spelled it, so nothing of the event is counted.
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import re
 import unicodedata
@@ -64,14 +63,10 @@ class Event:
 
     def to_json(self) -> str:
         """Compact JSON for the Hail buffer; floats keep their exact value."""
-        # orjson (~10x the standard library here, a hot path of Hail) writes NaN as null
-        # and refuses ints past 64 bits, where json.dumps refuses and writes: defer to it.
-        if math.isfinite(self.at) and all(map(_finite, self.sums.values())):
-            try:
-                return orjson.dumps(vars(self)).decode()
-            except TypeError:
-                pass
-        return json.dumps(vars(self), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        # orjson would write NaN as null: refuse it, as parsing refuses it.
+        if not (math.isfinite(self.at) and all(map(_finite, self.sums.values()))):
+            raise ValueError("an event with a non-finite number has no JSON")
+        return orjson.dumps(vars(self)).decode()
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Event:

@@ -14,10 +14,10 @@ most 1), printing its progress on stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import datetime, timezone
 
+import orjson
 from redis import Redis
 
 from hailwhale.config import Config
@@ -85,7 +85,7 @@ def _list(redis: Redis, keys: KeySpace, config: Config, as_json: bool) -> None:
     report = guard_admin.report(redis, keys, config.periods, config.limits)
     parents = guard_admin.capped(redis, keys, config.periods, config.limits)
     if as_json:
-        print(json.dumps({"limits": report["limits"], "capped": parents}, ensure_ascii=False))
+        print(orjson.dumps({"limits": report["limits"], "capped": parents}).decode())
         return
     limits = report["limits"]
     print(f"limits: {limits['children']} children per parent, {limits['pks']} pks, "

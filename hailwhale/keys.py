@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from binascii import crc_hqx
 from functools import lru_cache
 from urllib.parse import quote
+
+import orjson
+
+from hailwhale.config import Config
 
 Path = tuple[str, ...]
 
@@ -55,13 +58,13 @@ def dim_key(path: Path) -> str:
         return OVERALL
     if len(path) == 1 and path[0][:1] not in ("[", "{", '"'):
         return path[0]
-    return json.dumps(list(path), separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(list(path)).decode()  # byte for byte json.dumps's, ensure_ascii=False
 
 
 class KeySpace:
     """Every key HailWhale writes, under one prefix."""
 
-    def __init__(self, prefix: str = "hw"):
+    def __init__(self, prefix: str = Config.key_prefix):
         self.prefix = prefix
 
     def tag(self, pk: Path, path: Path) -> str:

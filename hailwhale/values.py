@@ -14,6 +14,8 @@ import unicodedata
 from datetime import datetime, timezone
 from typing import TypeGuard
 
+import orjson
+
 from hailwhale.config import Limits
 from hailwhale.exceptions import InvalidEvent
 from hailwhale.keys import OVERALL, Path
@@ -37,14 +39,37 @@ _KINDS = {"Cc": "a control character", "Cs": "a lone surrogate",
           "Cf": "an invisible format or bidi control character"}
 
 
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
 def loads(text: str | bytes, param: str) -> object:
-    """Strict JSON: no NaN or Infinity, no overflow to infinity, no crash on deep nesting."""
+    """Strict JSON: no NaN or Infinity, no overflow to infinity, no crash on deep nesting.
+
+    orjson refuses all of these itself (and lone surrogates). It reads an integer
+    past 64 bits as a float, though, which would silently change a name spelled by
+    a long number: text with a 19-digit run goes to the standard library instead,
+    which keeps integers exact (the hooks refuse what orjson refuses).
+    """
+    if _LONG_DIGITS.search(text if isinstance(text, bytes) else text.encode()):
+        try:
+            return json.loads(text, parse_float=_finite_float, parse_constant=_finite_float)
+        except RecursionError:
+            raise InvalidEvent(param, "JSON nested too deeply") from None
+        except ValueError as error:
+            raise InvalidEvent(param, f"malformed JSON: {error}") from None
     try:
-        return json.loads(text, parse_float=_finite_float, parse_constant=_finite_float)
-    except RecursionError:
-        raise InvalidEvent(param, "JSON nested too deeply") from None
-    except ValueError as error:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        if str(error).startswith("depth limit exceeded"):
+            raise InvalidEvent(param, "JSON nested too deeply") from None
         raise InvalidEvent(param, f"malformed JSON: {error}") from None
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is not a finite double")
+    return value
 
 
 def decode_value(text: str, param: str = "value") -> object:
@@ -68,12 +93,6 @@ def parse_path(value: object, param: str, limits: Limits) -> Path:
         value = decode_value(value, param)
     return to_path(param, None if is_empty(value) else value, limits, query=True)
 
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text[:40]} is not a finite double")
-    return value
 
 
 def to_path(param: str, value: object, limits: Limits, query: bool = False) -> Path:
@@ -132,7 +151,7 @@ def spell_number(value: object) -> str | None:
     """The JSON spelling of an int or finite float; None for others and absurd ints."""
     if not is_number(value) or (isinstance(value, int) and value.bit_length() > 4096):
         return None
-    return json.dumps(value)
+    return int.__repr__(value) if isinstance(value, int) else float.__repr__(value)
 
 
 def is_empty(value: object) -> bool:
@@ -147,7 +166,9 @@ def show(value: object) -> str:
         return "a JSON object" if isinstance(value, dict) else "a JSON list"
     if isinstance(value, int) and value.bit_length() >= 200:
         return "a very large number"
-    return json.dumps(value) if value is None or isinstance(value, bool) else repr(value)[:60]
+    if value is None or isinstance(value, bool):
+        return orjson.dumps(value).decode()
+    return repr(value)[:60]
 
 
 def parse_time(text: str) -> float:

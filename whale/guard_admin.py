@@ -25,13 +25,13 @@ flood's own values come back.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from urllib.parse import unquote
 
+import orjson
 from redis import Redis
 
 from hailwhale.config import Limits
@@ -181,7 +181,7 @@ def parse_dim_key(text: str) -> Path:
     """The path a dim_key spells: `_`, a lone segment, or a JSON list."""
     if text == OVERALL:
         return ()
-    return tuple(json.loads(text)) if text.startswith("[") else (text,)
+    return tuple(orjson.loads(text)) if text.startswith("[") else (text,)
 
 
 def _guard(redis: Redis, keys: KeySpace, periods: Periods, limits: Limits) -> CardinalityGuard:

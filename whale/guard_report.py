@@ -6,9 +6,9 @@ per parent and marks the parent in a sorted set per kind; these read them back.
 
 from __future__ import annotations
 
-import json
 import time
 
+import orjson
 from redis import Redis
 
 from hailwhale.keys import KeySpace, Path, dim_key
@@ -21,12 +21,12 @@ RECENT = 5  # refused names `capped()` shows per parent, newest first
 
 def spell(*parts: Path) -> str:
     """A capped parent as the member of its `capped_by` set: a JSON list of paths."""
-    return json.dumps([list(part) for part in parts], separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps([list(part) for part in parts]).decode()
 
 
 def unspell(member: bytes | str) -> list[Path]:
     """The paths `spell` wrote."""
-    return [tuple(part) for part in json.loads(member)]
+    return [tuple(part) for part in orjson.loads(member)]
 
 
 class GuardReports:
