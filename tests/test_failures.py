@@ -147,6 +147,21 @@ def _children_of(pid: int) -> list[int]:
     return children
 
 
+def sigkill_all_but_redis(served: Served, data: Path) -> None:
+    """SIGKILL `hailwhale serve` and every process under it but its embedded Redis, which
+    gets SIGTERM from the kernel as its parent dies and saves; wait until all are gone."""
+    master = served.process.pid
+    doomed = [pid for pid in [*_children_of(master),
+                              *(c for p in _children_of(master) for c in _children_of(p))]
+              if "redis-server" not in Path(f"/proc/{pid}/cmdline").read_text()]
+    for pid in [master, *doomed]:
+        os.kill(pid, signal.SIGKILL)
+    served.process.wait(10)
+    wait_for(lambda: not any(map(_alive, doomed)), what="the workers and flusher to die")
+    redis_pid = int((data / "redis.pid").read_text()) if (data / "redis.pid").exists() else 0
+    wait_for(lambda: not _alive(redis_pid), what="the embedded redis-server to stop")
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
@@ -218,15 +233,7 @@ def test_sigkill_mid_load_then_restart_counts_every_acknowledged_event_once(tmp_
     served = Served("--data-dir", str(data), "--flush-interval", "0.05", cwd=tmp_path)
     with Load(served.url, clients=6) as load:
         wait_for(lambda: load.total >= 400, what="400 acknowledged events")
-        master = served.process.pid
-        doomed = [pid for pid in _children_of(master)
-                  if "redis-server" not in Path(f"/proc/{pid}/cmdline").read_text()]
-        for pid in [master, *doomed]:
-            os.kill(pid, signal.SIGKILL)
-        served.process.wait(10)
-        wait_for(lambda: not any(map(_alive, doomed)), what="the workers and flusher to die")
-    redis_pid = int((data / "redis.pid").read_text()) if (data / "redis.pid").exists() else 0
-    wait_for(lambda: not _alive(redis_pid), what="the embedded redis-server to stop")
+        sigkill_all_but_redis(served, data)
 
     with Served(cwd=tmp_path, HAILWHALE_DATA_DIR=str(data)) as restarted:
         assert get(f"{restarted.url}/flush_hail", b"")[0] == 200
@@ -252,16 +259,7 @@ def test_sigkill_mid_load_with_retrying_clients_counts_exactly_what_was_sent(tmp
     served = Served("--data-dir", str(data), "--flush-interval", "0.05", cwd=tmp_path)
     with Load(served.url, clients=6, keyed=True) as load:
         wait_for(lambda: load.total >= 200, what="200 acknowledged events")
-        master = served.process.pid
-        doomed = _children_of(master)
-        doomed = [pid for pid in [*doomed, *(c for p in doomed for c in _children_of(p))]
-                  if "redis-server" not in Path(f"/proc/{pid}/cmdline").read_text()]
-        for pid in [master, *doomed]:
-            os.kill(pid, signal.SIGKILL)
-        served.process.wait(10)
-        wait_for(lambda: not any(map(_alive, doomed)), what="the workers and flusher to die")
-        redis_pid = int((data / "redis.pid").read_text()) if (data / "redis.pid").exists() else 0
-        wait_for(lambda: not _alive(redis_pid), what="the embedded redis-server to stop")
+        sigkill_all_but_redis(served, data)
         restarted = Served(cwd=tmp_path, HAILWHALE_DATA_DIR=str(data))
         load.address = urllib.parse.urlsplit(restarted.url).netloc
         before = load.total
