@@ -39,12 +39,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import orjson
 from redis.exceptions import (
     ClusterDownError,
     ConnectionError,
     RedisError,
+    ResponseError,
     TimeoutError,
     TryAgainError,
 )
@@ -54,7 +56,8 @@ from hail.items import parse_head
 from hailwhale.config import Config
 from hailwhale.events import Event
 from hailwhale.exceptions import InvalidEvent, PoisonWrite
-from whale.store import Store
+from hailwhale.expand import series_groups
+from whale.store import Store, poison_or_retry
 
 log = logging.getLogger("hailwhale.flusher")
 
@@ -63,6 +66,7 @@ MARKER_TTL = 3 * 86400
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
 POLL = 0.05  # how often `run` looks at the buffer depth between flushes
 BEAT = 0.5  # how often `run` records that it is alive, at most
+GROUP_SERIES = 200_000  # series one part of a batch writes, at most (an event alone may pass)
 
 
 @dataclass
@@ -245,6 +249,11 @@ class Flusher:
                 count = self._apply(batch_id, batch, now)
             except PoisonWrite as error:
                 return self._set_aside(batch_id, error.reason, now, len(items))
+            except ResponseError as error:
+                refused = poison_or_retry(error)  # the guard's reads, say, on a key of the
+                if not isinstance(refused, PoisonWrite):  # wrong type: no retry fixes it
+                    raise
+                return self._set_aside(batch_id, refused.reason, now, len(items))
             except (RedisError, OSError):
                 raise
             except Exception as error:  # a batch that cannot be rolled up: never retry blindly
@@ -259,16 +268,36 @@ class Flusher:
         return count
 
     def _apply(self, batch_id: str, batch: Decoded, now: float) -> int:
-        """Write a decoded batch, each part once; the events written by this call."""
-        store, count = self.store, 0
-        if batch.events and store.apply_once(lambda: store.rollup(batch.events, now),
-                                             store.keys.applied(batch_id), self.marker_ttl):
-            count += len(batch.events)
-        # A request with an Idempotency-Key counts once whichever node or path it came by:
-        # its marker is its key's, on every Hail node and on the direct path alike.
+        """Write a decoded batch, each part once; the events written by this call.
+
+        A batch is written in parts of at most GROUP_SERIES series each (so no rollup,
+        and no saved plan, outgrows what one process and one Redis call can hold), each
+        part under its own marker, derived from the batch's id and the part's place in
+        it: the same on every retry. A request with an Idempotency-Key is claimed for
+        this batch first (its key's marker in the store names the batch): a request
+        another batch or the direct path counted is skipped, and one this batch claimed
+        counts under markers of the batch, which live as long as the batch may be
+        retried (a dead letter retried days later included), not only the key's window.
+        With more than one part, every part is checked before the first is written, so
+        a poison batch goes aside with nothing of it written.
+        """
+        store = self.store
+        intervals = len(store.periods.intervals)
+        parts: list[tuple[str, list[Event]]] = []
+        for n, group in enumerate(series_groups(batch.events, intervals, GROUP_SERIES)):
+            parts.append((batch_id if n == 0 else f"{batch_id}:g{n}", group))
         for request_key, events in batch.requests.items():
+            if store.claim_request(request_key, batch_id, self.idempotency_window):
+                name = f"{batch_id}:k:{quote(request_key, safe='')}"
+                for n, group in enumerate(series_groups(events, intervals, GROUP_SERIES)):
+                    parts.append((name if n == 0 else f"{name}:g{n}", group))
+        if len(parts) > 1:
+            for _, events in parts:
+                store.check(store.rollup(events, now))
+        count = 0
+        for name, events in parts:
             if store.apply_once(lambda events=events: store.rollup(events, now),
-                                store.keys.idempotent(request_key), self.idempotency_window):
+                                store.keys.applied(name), self.marker_ttl):
                 count += len(events)
         return count
 

@@ -28,6 +28,9 @@ class Limits:
     children: int = 10_000
     pks: int = 10_000
     metric_names: int = 1_000  # per pk
+    # series one request writes (pk prefixes x (dimension prefixes + 1) x metrics x
+    # intervals, summed): the worst single event writes 51,480 at the other defaults
+    series: int = 200_000
     names_bytes: int = 4096  # UTF-8 bytes of pk, path segments and metric names of one event
     unique_id_length: int = 200
     future_seconds: int = 300

@@ -20,3 +20,24 @@ def pk_prefixes(pk: Path) -> list[Path]:
 def expand(event: Event) -> list[tuple[Path, Path]]:
     """Every (pk prefix, dimension path) `event` counts under, overall `()` included, once."""
     return [(pk, path) for pk in pk_prefixes(event.pk) for path in ((), *event.paths)]
+
+
+def series_count(event: Event, intervals: int) -> int:
+    """How many series `event` writes at most, counted in `intervals` intervals."""
+    metrics = len(event.sums) + len(event.uniques)
+    counted = len(event.intervals) if event.intervals is not None else intervals
+    return max(1, len(event.pk)) * (len(event.paths) + 1) * metrics * counted
+
+
+def series_groups(events: list[Event], intervals: int, most: int) -> list[list[Event]]:
+    """`events` cut, in order, into runs of at most `most` series (an event alone may pass)."""
+    groups: list[list[Event]] = []
+    size = most + 1
+    for event in events:
+        series = series_count(event, intervals)
+        if size + series > most:
+            groups.append([])
+            size = 0
+        groups[-1].append(event)
+        size += series
+    return groups

@@ -9,6 +9,9 @@ same events give the same write whichever path batched them.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+
 _SCALE = 1074  # 2**-1074: the smallest subnormal double
 _ONE = 1 << _SCALE
 _EXACT_INTS = 2**53 << _SCALE  # integral sums up to here are written as ints
@@ -59,3 +62,16 @@ def exact(amount: int | float) -> int | ExactSum:
 def total(amount: int | float | ExactSum) -> int | float:
     """The number to write for a summed amount."""
     return amount.value() if type(amount) is ExactSum else amount
+
+
+def exact_sum(values: Iterable[int | float]) -> int | float:
+    """The sum of `values`, exact, rounded once (an int when every value is one)."""
+    values = list(values)
+    if all(type(value) is int for value in values):
+        return sum(values)
+    if all(type(value) is float or abs(value) <= 2**53 for value in values):
+        return math.fsum(values)  # correctly rounded, and ints this small are exact floats
+    summed: int | ExactSum = 0
+    for value in values:
+        summed = summed + exact(value)
+    return total(summed)

@@ -225,7 +225,11 @@ def test_nothing_of_the_store_leaks_into_answers(caplog):
     def buggy(*args, **kwargs):
         raise ValueError(secret)
 
-    for fault, status in ((broken, 503), (buggy, 500)):
+    def unreachable(*args, **kwargs):
+        raise ConnectionError(secret)
+
+    # a key of the wrong type is refused for good (500), an unreachable Redis for now (503)
+    for fault, status in ((broken, 500), (unreachable, 503), (buggy, 500)):
         store.count = fault
         store.metric_kinds = fault
         for path in ("/count_now", "/totals", "/meta"):

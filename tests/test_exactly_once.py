@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from hail.app import make_hail_app
 from hail.buffer import Buffer
-from hail.flusher import Flusher
+from hail.flusher import Flusher, decode
 from hailwhale.config import Config, Limits
 from hailwhale.events import MAX_VALUE, parse_batch
 from hailwhale.exceptions import InvalidEvent, PoisonWrite
@@ -398,3 +398,68 @@ def test_the_dead_letters_command_lists_retries_and_drops(redis_client, redis_ur
     counted.count(events[:25])
     redis_client.delete(*redis_client.keys("hw:{hail}:*"), *redis_client.keys("hw:idem:*"))
     assert dump(redis_client, "hw") == dump(redis_client, "model")
+
+
+def test_a_request_writing_too_many_series_is_a_400(redis_client, now):
+    """Four worst-case events are 200k series: the request, not the flusher, refuses them."""
+    from tests.test_event_memory import worst_event
+
+    app = make_app(make_store(redis_client, "hw", now), Config(), clock=lambda: now)
+    body = json.dumps([worst_event()] * 4, ensure_ascii=False).encode()
+    status, _, answer = call(app, "/count_now", body=body, method="POST",
+                             headers={"Content-Type": "application/json"})
+    assert (status, json.loads(answer)["param"]) == (400, "batch")
+    assert "205920 series, over the 200000" in json.loads(answer)["error"]
+    assert redis_client.keys("*") == []
+
+
+def test_a_batch_over_the_series_of_one_part_is_written_in_parts_each_once(
+        redis_client, now, monkeypatch):
+    monkeypatch.setattr("hail.flusher.GROUP_SERIES", 500)
+    events = random_events(random.Random(12), 200, now)
+    store = make_store(redis_client, "buffered", now)
+    buffer = Buffer(redis_client, BUFFER_KEYS)
+    buffer.push(events, now)
+    batch = buffer.claim(1000, now)
+    flusher = Flusher(buffer, store)
+    assert flusher._apply(batch.id, decode(batch.items, now), now) == 200
+    assert len(redis_client.keys(f"buffered:applied:{batch.id}*")) > 3  # a marker a part
+    assert flusher._apply(batch.id, decode(batch.items, now), now) == 0  # a retry: nothing
+    counted = make_store(redis_client, "model", now)
+    counted.count(events)
+    assert dump(redis_client, "buffered") == dump(redis_client, "model")
+
+
+def test_a_keyed_request_retried_after_its_window_still_counts_once(redis_client, now):
+    """The batch is retried after the key's window: its own markers still say it was applied."""
+    store = make_store(redis_client, "hw", now)
+    buffer = Buffer(redis_client, BUFFER_KEYS)
+    events = events_of([{"dimensions": "k", "metrics": {"n": 1}}], now)
+    buffer.push(events, now, "K1")
+    batch = buffer.claim(10, now)
+    flusher = Flusher(buffer, store, idempotency_window=1)
+    assert flusher._apply(batch.id, decode(batch.items, now), now) == 1
+    redis_client.delete("hw:idem:K1")  # as if the window had passed
+    assert flusher._apply(batch.id, decode(batch.items, now), now) == 0
+    assert total(store, "n", now, path=("k",)) == 1
+    # and the direct path, within the key's window again, skips it as well
+    assert not store.count_once(events, "K1", 60)
+    assert total(store, "n", now, path=("k",)) == 1
+
+
+def test_a_wrong_type_key_the_guard_reads_is_poison_too(redis_client, now):
+    """The guard reads indexes before any write: a refusal there sets the batch aside too,
+    and the direct path answers 500, not a 503 that invites retries that cannot succeed."""
+    redis_client.set("hw:{poisonpk|_}:metrics", "planted")
+    store = make_store(redis_client, "hw", now)
+    buffer = Buffer(redis_client, BUFFER_KEYS)
+    buffer.push(events_of([{"pk": "poisonpk", "metrics": {"n": 1}}], now), now)
+    buffer.push(events_of([{"pk": "victim", "metrics": {"n": 1}}], now), now)
+    flusher = Flusher(buffer, store, batch_size=1)
+    assert flusher.flush_all() == 1
+    [letter] = buffer.dead_letters()
+    assert "WRONGTYPE" in letter["reason"]
+    assert total(store, "n", now, pk=("victim",)) == 1
+    app = make_app(store, Config(), clock=lambda: now)
+    status, _, _ = call(app, "/count_now", {"pk": "poisonpk"})
+    assert status == 500

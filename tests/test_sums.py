@@ -8,7 +8,7 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hailwhale.sums import ExactSum, exact, total
+from hailwhale.sums import ExactSum, exact, exact_sum, total
 
 amounts = st.one_of(st.integers(-2**53, 2**53),
                     st.floats(-2**53, 2**53, allow_nan=False, allow_infinity=False))
@@ -40,3 +40,10 @@ def test_the_classic_cases():
     assert add([2**53] * 3) == 27021597764222976
     assert add([0.5, 0.5]) == 1 and type(add([0.5, 0.5])) is int
     assert ExactSum.of(5e-324).value() == 5e-324
+
+
+def test_window_totals_are_exact_too():
+    assert exact_sum([2**53, 2**53, 3]) == 18014398509481987
+    assert exact_sum([0.1] * 10) == 1.0
+    assert exact_sum([2**60, 0.5]) == float(2**60)
+    assert type(exact_sum([-(2**53)])) is int

@@ -29,6 +29,7 @@ from bottle import BaseRequest, FormsDict
 from hailwhale.config import Limits
 from hailwhale.events import FIELDS, Event, parse_batch, parse_event, unknown_field
 from hailwhale.exceptions import InvalidEvent, RequestTooLarge
+from hailwhale.expand import series_count
 from hailwhale.periods import Periods
 from hailwhale.values import loads
 
@@ -55,6 +56,11 @@ def read_events(
     event to count: an empty list.
     """
     events = _read(request, periods=periods, limits=limits, now=now)
+    series = sum(series_count(event, len(periods.intervals)) for event in events)
+    if series > limits.series:
+        raise InvalidEvent("batch", f"these events write {series} series, over the "
+                                    f"{limits.series} one request may write; send fewer "
+                                    "events, or events with fewer dimensions and metrics")
     return [] if request.method == "HEAD" else events
 
 

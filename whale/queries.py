@@ -24,6 +24,7 @@ from hailwhale.exceptions import InvalidQuery
 from hailwhale.formulas import Formula
 from hailwhale.keys import Path, dim_key
 from hailwhale.periods import Period, Periods
+from hailwhale.sums import exact_sum
 from whale.deadline import Deadline
 from whale.numbers import Number
 from whale.query_params import Query
@@ -87,14 +88,14 @@ class Reader:
         for key, values in self._read(wanted):
             self._points[key] = values
             if self.kinds.get(key[1]) != UNIQUE:
-                self._totals[key] = sum(values)
+                self._totals[key] = exact_sum(values)
 
     def load_totals(self, paths: Sequence[Path], names: Sequence[str]) -> None:
         """Fetch the window totals of `paths` x `names` not known yet (no points kept)."""
         wanted = [(p, n) for p in paths for n in names if (p, n) not in self._totals]
         sums = [item for item in wanted if self.kinds.get(item[1]) != UNIQUE]
         for key, values in self._read(sums):
-            self._totals[key] = sum(values)
+            self._totals[key] = exact_sum(values)
         uniques = [item for item in wanted if self.kinds.get(item[1]) == UNIQUE]
         interval, window = self.period.interval, self.window
         for batch in _batches(uniques, _KEYS_PER_READ // len(window), self.deadline):
@@ -114,6 +115,8 @@ class Reader:
     def total(self, path: Path, formula: Formula) -> Number:
         """`formula` over the window totals of its parts for `path`."""
         self.load_totals([path], formula.names)
+        if formula.is_name:  # as stored: an integral total past 2**53 stays exact
+            return clean(self._totals[(path, formula.text)])
         return clean(formula.evaluate({name: self._totals[(path, name)]
                                        for name in formula.names}))
 

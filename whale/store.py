@@ -165,6 +165,18 @@ class Store(SeriesReads):
         pipe.delete(plan_key)
         pipe.execute()
 
+    def check(self, rollup: Rollup) -> None:
+        """Check every write of `rollup` without making one: PoisonWrite if one would fail."""
+        self._run(self._pieces(rollup), mode="check")
+
+    def claim_request(self, request_key: str, owner: str, window: int) -> bool:
+        """Claim the request with this idempotency key for `owner` (a batch); False when
+        another batch, or the direct path, counted or claimed it in the last `window` s."""
+        marker = self.keys.idempotent(request_key)
+        if self.redis.set(marker, owner, nx=True, ex=window):
+            return True
+        return self.redis.get(marker) == owner.encode()
+
     def _save_plan(self, plan_key: str, marker: str, calls: list[Piece], ttl: int) -> bytes | None:
         """Save the pieces as the plan of `marker`, or take the plan saved first; None: applied."""
         encoded = orjson.dumps(calls)
@@ -209,7 +221,7 @@ class Store(SeriesReads):
                     replies[i] = reply
             for reply in replies:
                 if isinstance(reply, Exception):
-                    raise _classify(reply)
+                    raise poison_or_retry(reply)
             answers += replies
         return answers
 
@@ -237,7 +249,7 @@ def _rounds(calls: list[Piece]) -> Iterable[tuple[int, int]]:
         yield start, len(calls)
 
 
-def _classify(error: Exception) -> Exception:
+def poison_or_retry(error: Exception) -> Exception:
     """A write's error as it should be handled: PoisonWrite unless a retry can fix it."""
     if not isinstance(error, ResponseError) or isinstance(error, _RETRIED):
         return error

@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from hailwhale.exceptions import BufferFull, InvalidInput, PoisonWrite
 from whale.access import ALLOWED_HEADERS
+from whale.store import poison_or_retry
 
 log = logging.getLogger("whale.web")
 
@@ -67,7 +68,10 @@ class ErrorMapping:
             except PoisonWrite as error:
                 log.error("the store refused a write on %s: %s", request.path, error.reason)
                 return error_response(500, _POISON)
-            except RedisError:
+            except RedisError as error:
+                if isinstance(poison_or_retry(error), PoisonWrite):  # a key of the wrong
+                    log.error("Redis refused %s for good: %s", request.path, error)  # type
+                    return error_response(500, _POISON)
                 log.exception("Redis failed while serving %s", request.path)
                 return error_response(503, unavailable)
             except UnicodeDecodeError:  # a form body (the query string is checked before)
