@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -165,6 +166,10 @@ class Process:
                 with urllib.request.urlopen(self.url + ready, timeout=1) as answer:
                     if answer.status == 200:
                         return
+            except urllib.error.HTTPError as error:
+                # up, but degraded: a server run with --no-flusher has no flusher alive
+                if error.code == 503 and b'"degraded"' in error.read():
+                    return
             except OSError:
                 pass
             if time.monotonic() > deadline:
