@@ -28,6 +28,7 @@ import time
 
 from bench.common import PERIODS, Figures, redis_server, workload
 from hailwhale.keys import KeySpace
+from hailwhale.sums import total
 from whale.rollup import Roller, Rollup
 
 BUCKETS_PER_HASH = 256
@@ -59,8 +60,8 @@ def layouts(rollup: Rollup) -> dict[str, list[tuple]]:
     """The sums of `rollup` as the commands each layout would send (expiries included)."""
     chunked, per_256, strings = [], [], []
     chunk_expiry, small_expiry = {}, {}
-    for (key, bucket), amount in rollup.sums.items():
-        expiry = rollup.expiries[key]
+    for (key, bucket), summed in rollup.sums.items():
+        amount, expiry = total(summed), rollup.expiries[key]
         chunked.append(("HINCRBYFLOAT", key, bucket, amount))
         chunk_expiry[key] = expiry
         series = key.rpartition(":")[0]
