@@ -67,9 +67,10 @@ def total(amount: int | float | ExactSum) -> int | float:
 def exact_sum(values: Iterable[int | float]) -> int | float:
     """The sum of `values`, exact, rounded once (an int when every value is one)."""
     values = list(values)
-    if all(type(value) is int for value in values):
+    kinds = set(map(type, values))
+    if kinds <= {int}:
         return sum(values)
-    if all(type(value) is float or abs(value) <= 2**53 for value in values):
+    if not values or -(2**53) <= min(values) and max(values) <= 2**53:
         return math.fsum(values)  # correctly rounded, and ints this small are exact floats
     summed: int | ExactSum = 0
     for value in values:

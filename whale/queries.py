@@ -29,7 +29,7 @@ from whale.deadline import Deadline
 from whale.numbers import Number
 from whale.query_params import Query
 from whale.reads import Series
-from whale.rollup import SUM, UNIQUE, chunk_of
+from whale.rollup import SUM, UNIQUE, window_chunks
 from whale.store import Store
 
 # Keys per Redis round trip: a series chunk holds a few hundred buckets and a children
@@ -75,7 +75,7 @@ class Reader:
         """Per-bucket values of `wanted` (path, name) series, a bounded round trip at a time."""
         interval, window = self.period.interval, self.window
         # A sum series is a hash per chunk of buckets, a unique one a HyperLogLog per bucket.
-        chunks = len({chunk_of(bucket, interval) for bucket in window})
+        chunks = len(window_chunks(window, interval))
         for kind, keys_each in ((SUM, chunks), (UNIQUE, len(window))):
             mine = [item for item in wanted if self.kinds.get(item[1], SUM) == kind]
             for batch in _batches(mine, _KEYS_PER_READ // keys_each, self.deadline):

@@ -9,7 +9,7 @@ from redis import Redis
 
 from hailwhale.keys import KeySpace, Path
 from whale.numbers import Number, to_numbers
-from whale.rollup import SUM, UNIQUE, chunk_of
+from whale.rollup import SUM, UNIQUE, window_chunks
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class SeriesReads:
         self, series: Sequence[Series], interval: int, window: Sequence[int]
     ) -> list[list[Number]]:
         """Per-bucket values of each series over `window` (bucket starts), 0 when empty."""
-        chunks = sorted({chunk_of(bucket, interval) for bucket in window})
+        chunks = window_chunks(window, interval)
         pipe = self.redis.pipeline(transaction=False)
         for one in series:
             if one.kind == UNIQUE:

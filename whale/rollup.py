@@ -16,7 +16,7 @@ longer period, or a new one, reads every bucket stored before it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from hailwhale.events import Event
@@ -36,6 +36,13 @@ CHUNK_BUCKETS = 256
 def chunk_of(bucket: int, interval: int) -> int:
     """The chunk a bucket's sum is stored in (fixed by the interval alone)."""
     return bucket // (interval * CHUNK_BUCKETS)
+
+
+def window_chunks(window: Sequence[int], interval: int) -> range:
+    """The chunks that hold a window's buckets (a window is contiguous)."""
+    if not window:
+        return range(0)
+    return range(chunk_of(window[0], interval), chunk_of(window[-1], interval) + 1)
 
 
 def chunk_end(chunk: int, interval: int) -> int:
