@@ -16,14 +16,17 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import orjson
-from redis import Redis
 
 from hailwhale.config import Config
 from hailwhale.exceptions import InvalidInput
 from hailwhale.keys import KeySpace, dim_key
 from hailwhale.values import parse_path
+
+if TYPE_CHECKING:  # redis is imported when the command runs: `serve` patches gevent first
+    from redis import Redis
 
 
 def add_guard_parser(subparsers) -> argparse.ArgumentParser:
