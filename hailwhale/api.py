@@ -53,7 +53,9 @@ class HailWhale:
                 url = self.server.url
             redis = client(url)
         self.store = Store(redis, self.periods, KeySpace(key_prefix), clock=clock,
-                           children_limit=self.limits.children)
+                           children_limit=self.limits.children,
+                           pks_limit=self.limits.pks,
+                           metrics_limit=self.limits.metric_names)
 
     def close(self) -> None:
         """Close the connection, and stop the embedded Redis if this object started it.

@@ -86,10 +86,6 @@ class KeySpace:
         """Hash of metric name -> `sum` or `unique`, for one pk."""
         return f"{self.tag(pk, ())}:metrics"
 
-    def capped(self) -> str:
-        """Hash of parent -> children refused by the cardinality guard (sent to `_other`)."""
-        return f"{self.prefix}:capped"
-
     def pks(self) -> str:
         """Sorted set of pk (as its dim_key spelling) -> last time it was seen."""
         return f"{self.prefix}:pks"

@@ -12,20 +12,15 @@ from hail.flusher import Flusher
 from hailwhale import HailWhale
 from hailwhale.config import Limits
 from hailwhale.events import Event
-from whale.guard import CardinalityGuard
 from whale.reads import Series
 
 NOW = time.time() // 3600 * 3600 + 1234.5
 DAY = "1d:1y"
 
 
-def guarded(client, children: int = 3, pks: int = 10_000, metrics: int = 1_000) -> HailWhale:
-    hw = HailWhale(redis=client, limits=Limits(children=children), clock=lambda: NOW)
-    store = hw.store
-    # whale/store.py passes the configured limits; here they are set on the guard itself
-    store.guard = CardinalityGuard(client, store.keys, children, store.periods.longest,
-                                   pks_limit=pks, metrics_limit=metrics)
-    return hw
+def guarded(redis, children: int = 3, pks: int = 10_000, metrics: int = 1_000) -> HailWhale:
+    limits = Limits(children=children, pks=pks, metric_names=metrics)
+    return HailWhale(redis=redis, limits=limits, clock=lambda: NOW)
 
 
 def total(hw: HailWhale, pk: tuple = (), path: tuple = (), metric: str = "hits") -> float:

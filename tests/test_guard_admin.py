@@ -14,7 +14,6 @@ from hailwhale.guard_cli import add_guard_parser, run_guard
 from tests.cluster import Cluster
 from whale import guard_admin
 from whale.connect import client
-from whale.guard import CardinalityGuard
 from whale.reads import Series
 
 NOW = time.time() // 3600 * 3600 + 1234.5
@@ -22,11 +21,8 @@ DAY = "1d:1y"
 
 
 def guarded(redis, children: int = 10, pks: int = 10_000, metrics: int = 1_000) -> HailWhale:
-    hw = HailWhale(redis=redis, limits=Limits(children=children), clock=lambda: NOW)
-    store = hw.store
-    store.guard = CardinalityGuard(redis, store.keys, children, store.periods.longest,
-                                   pks_limit=pks, metrics_limit=metrics)
-    return hw
+    limits = Limits(children=children, pks=pks, metric_names=metrics)
+    return HailWhale(redis=redis, limits=limits, clock=lambda: NOW)
 
 
 def children(hw: HailWhale, parent, pk=None) -> dict:
