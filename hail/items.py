@@ -21,8 +21,11 @@ def item_head(received: float, request_key: str | None = None) -> str:
 
 def parse_head(head: bytes | str) -> tuple[float, str | None]:
     """The receive time and idempotency key of an item's head; ValueError if it has none."""
-    text = head.decode() if isinstance(head, bytes) else head
-    received, _, key = text.partition("#")
+    if isinstance(head, bytes):
+        if b"#" not in head:  # the usual item: no key, no text to decode
+            return float(head), None
+        head = head.decode()
+    received, _, key = head.partition("#")
     return float(received), (unquote(key) if key else None)
 
 
