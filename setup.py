@@ -31,6 +31,8 @@ setup(
         "gunicorn[gevent]>=21.2",  # the gevent worker imports packaging
         "hiredis>=2.0",
         "orjson>=3.9",
+        "prometheus-client>=0.17",  # /metrics (whale), multiprocess mode across workers
+        "urllib3>=2",  # hailwhale.Client: pooled keep-alive HTTP with retries
     ],
     extras_require={
         # bench/json_libs.py measures orjson against the user's simplejson (README)
@@ -40,7 +42,8 @@ setup(
                  "import-linter>=2.1",  # tests/test_layers.py: the layers import one way
                  "supervisor>=4.2", "playwright",
                  "lupa>=2",  # fakeredis runs Lua scripts (the store's apply.lua) with lupa
-                 "schemathesis>=4.0,<5"],  # tests/test_schemathesis.py drives its CLI
+                 "schemathesis>=4.0,<5",  # tests/test_schemathesis.py drives its CLI
+                 "statsd>=4", "datadog>=0.49"],  # real StatsD/DogStatsD clients (tests)
     },
     entry_points={"console_scripts": ["hailwhale = hailwhale.cli:main"]},
     classifiers=[

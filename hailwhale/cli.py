@@ -53,6 +53,9 @@ def _server_flags(parser: argparse.ArgumentParser, port: str) -> None:
                         f"{ENV_VARS['write_key']}, better: flags show in ps); default none")
     parser.add_argument("--read-key", help="key /plotpoints, /totals, /dimensions, /meta and "
                         f"/graph.js require (env {ENV_VARS['read_key']}); default none")
+    parser.add_argument("--statsd-port", type=int, help="listen for StatsD and DogStatsD "
+                        f"lines on this UDP and TCP port (env {ENV_VARS['statsd_port']}); "
+                        "default off (8125 is usual)")
     # Internal: how the supervisor starts its HTTP server child (hailwhale.supervise).
     parser.add_argument("--http-only", action="store_true", help=argparse.SUPPRESS)
 
@@ -122,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from(args: argparse.Namespace) -> Config:
     names = ["redis_url", "hail_url", "periods", "data_dir", "key_prefix", "host", "workers",
              "cors_origins", "buffer_max", "flush_interval", "flush_batch", "write_key",
-             "read_key"]
+             "read_key", "statsd_port"]
     settings = {name: getattr(args, name, None) for name in names}
     settings["hail_port" if args.command == "hail" else "port"] = getattr(args, "port", None)
     return load_config(**settings)

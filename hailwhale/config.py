@@ -73,6 +73,8 @@ class Config:
     query_timeout: float = 10.0
     # Addresses whose X-Forwarded-* headers are believed (a proxy in front); none by default.
     forwarded_allow_ips: tuple[str, ...] = ()
+    # UDP and TCP port of the StatsD listener (`serve`, `hail`); None: off (8125 is usual).
+    statsd_port: int | None = None
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:
@@ -105,11 +107,12 @@ _ENV = {
     "health_max_lag": "HAILWHALE_HEALTH_MAX_LAG",
     "query_timeout": "HAILWHALE_QUERY_TIMEOUT",
     "forwarded_allow_ips": "HAILWHALE_FORWARDED_ALLOW_IPS",
+    "statsd_port": "HAILWHALE_STATSD_PORT",
 }
 _FLOATS = {"flush_interval", "health_max_lag", "query_timeout"}
 _POSITIVE = {"buffer_max", "buffer_max_bytes", "flush_batch", "flush_batch_bytes",
              "client_timeout", "idempotency_window", "health_max_lag", "query_timeout"}
-_NUMBERS = {"port", "hail_port", "workers", "flush_interval"} | _FLOATS | _POSITIVE
+_NUMBERS = {"port", "hail_port", "statsd_port", "workers", "flush_interval"} | _FLOATS | _POSITIVE
 ENV_VARS = dict(_ENV)
 
 
