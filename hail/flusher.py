@@ -38,10 +38,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from urllib.parse import quote
 
-import orjson
 from redis.exceptions import (
     ClusterDownError,
     ConnectionError,
@@ -52,10 +50,10 @@ from redis.exceptions import (
 )
 
 from hail.buffer import Buffer, FlushStats, flusher_id
-from hail.items import parse_head
+from hail.items import Decoded, decode
 from hailwhale.config import Config
 from hailwhale.events import Event
-from hailwhale.exceptions import InvalidEvent, PoisonWrite
+from hailwhale.exceptions import PoisonWrite
 from hailwhale.expand import series_groups
 from whale.store import Store, poison_or_retry
 
@@ -67,52 +65,6 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
 POLL = 0.05  # how often `run` looks at the buffer depth between flushes
 BEAT = 0.5  # how often `run` records that it is alive, at most
 GROUP_SERIES = 200_000  # series one part of a batch writes, at most (an event alone may pass)
-
-
-@dataclass
-class Decoded:
-    """A batch's items read back: events, requests by idempotency key, dead letters."""
-
-    events: list[Event] = field(default_factory=list)
-    requests: dict[str, list[Event]] = field(default_factory=dict)
-    duplicates: int = 0  # events of a request whose key came earlier in the batch
-    dead: list[str] = field(default_factory=list)
-
-
-def decode(items: Sequence[bytes], now: float) -> Decoded:
-    """The events of a batch, and a dead letter for each item that is not one."""
-    out = Decoded()
-    for raw in items:
-        head, _, body = raw.partition(b" ")  # bytes: only a dead letter needs the text
-        try:
-            _, request_key = parse_head(head)
-            if request_key is None:
-                out.events.append(Event.from_json(body))
-                continue
-            events = _request_events(body)
-        except (ValueError, UnicodeDecodeError):
-            reason = "no receive time before the event"
-        except InvalidEvent as error:
-            reason = error.message
-        else:
-            if request_key in out.requests:
-                out.duplicates += len(events)  # the same request sent again
-            else:
-                out.requests[request_key] = events
-            continue
-        text = raw.decode("utf-8", errors="backslashreplace")
-        out.dead.append(orjson.dumps({"item": text, "reason": reason, "at": now}).decode())
-    return out
-
-
-def _request_events(body: bytes) -> list[Event]:
-    try:
-        items = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise InvalidEvent("event", f"malformed JSON: {error}") from None
-    if not isinstance(items, list) or not items:
-        raise InvalidEvent("event", "a request's events are a JSON array")
-    return [Event.from_data(item) for item in items]
 
 
 @contextmanager

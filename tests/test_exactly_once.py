@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from hail.app import make_hail_app
 from hail.buffer import Buffer
-from hail.flusher import Flusher, decode
+from hail.flusher import Flusher
+from hail.items import decode
 from hailwhale.config import Config, Limits
 from hailwhale.events import MAX_VALUE, parse_batch
 from hailwhale.exceptions import InvalidEvent, PoisonWrite
