@@ -56,8 +56,10 @@ def _server_flags(parser: argparse.ArgumentParser, port: str) -> None:
     parser.add_argument("--statsd-port", type=int, help="listen for StatsD and DogStatsD "
                         f"lines on this UDP and TCP port (env {ENV_VARS['statsd_port']}); "
                         "default off (8125 is usual)")
-    # Internal: how the supervisor starts its HTTP server child (hailwhale.supervise).
+    # Internal: how the supervisor starts its HTTP server and StatsD listener children
+    # (hailwhale.supervise).
     parser.add_argument("--http-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--statsd-only", action="store_true", help=argparse.SUPPRESS)
 
 
 def _store_flags(parser: argparse.ArgumentParser) -> None:
