@@ -60,6 +60,9 @@ def _server_flags(parser: argparse.ArgumentParser, port: str) -> None:
     # (hailwhale.supervise).
     parser.add_argument("--http-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--statsd-only", action="store_true", help=argparse.SUPPRESS)
+    # Internal: the sockets the supervisor bound for that child (file descriptors, comma-
+    # separated), so a busy port is reported once and a restarted child keeps the socket.
+    parser.add_argument("--listen-fds", help=argparse.SUPPRESS)
 
 
 def _store_flags(parser: argparse.ArgumentParser) -> None:
