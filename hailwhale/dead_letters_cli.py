@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import orjson
 
+from hailwhale.cli_output import Progress
 from hailwhale.config import Config
+
+if TYPE_CHECKING:  # hail imports redis: only once the command runs
+    from hail.buffer import Buffer
+    from hail.flusher import Flusher
 
 
 def add_dead_letters_parser(commands: argparse._SubParsersAction, store_flags) -> None:
@@ -62,25 +69,49 @@ def run_dead_letters(config: Config, args: argparse.Namespace, store: str, buffe
         print(f"hailwhale: no dead letter {', '.join(missing)} (see `hailwhale dead-letters "
               "list`)", file=sys.stderr)
         return 2
-    failed = 0
-    flusher = (flusher_for(config, store_for(config, store), dead) if args.action == "retry"
-               else None)
-    for done, letter_id in enumerate(chosen, 1):
+    return _carry_out(args.action, chosen, known, dead,
+                      flusher_for(config, store_for(config, store), dead)
+                      if args.action == "retry" else None, Progress())
+
+
+def _carry_out(action: str, chosen: list[str], known: dict, dead: Buffer,
+               flusher: Flusher | None, progress: Progress) -> int:
+    """Retry (with `flusher`) or drop each chosen letter: a line for each on stdout,
+    progress and a summary on stderr; the exit code (1 if any could not be retried)."""
+    done = "dropped" if flusher is None else "applied"
+    tally: Counter[str] = Counter()
+    events = 0
+    for n, letter_id in enumerate(chosen, 1):
         if flusher is None:
-            dead.drop(letter_id)
-            outcome = "dropped"
-        elif "batch" not in known[letter_id]:
-            failed += 1
-            outcome = "not an event: it cannot be retried; drop it"
-        elif not dead.revive(letter_id):
-            failed += 1
-            outcome = "gone meanwhile"
+            kind, line, counted = _drop(dead, letter_id)
         else:
-            applied = flusher.finish(letter_id)
-            again = any(one["id"] == letter_id for one in dead.dead_letters())
-            failed += again
-            outcome = ("set aside again: " + next(one["reason"] for one in dead.dead_letters()
-                                                  if one["id"] == letter_id)
-                       if again else f"applied, {applied} events counted")
-        print(f"[{done}/{len(chosen)}] {letter_id}: {outcome}", flush=True)
-    return 1 if failed else 0
+            kind, line, counted = _retry(dead, flusher, known[letter_id])
+        tally[kind] += 1
+        events += counted
+        progress.say(f"{letter_id}: {line}")
+        progress.update(f"{action}: {n} of {len(chosen)} dead letters ({100 * n // len(chosen)}%"
+                        f"), {tally[done]} {done}")
+    counted = f", {events} events counted" if flusher is not None else ""
+    others = "".join(f"; {n} {kind}" for kind, n in tally.items() if kind != done)
+    progress.done(f"{action}: {tally[done]} of {len(chosen)} dead letters {done}{counted}"
+                  f"{others}")
+    return 1 if flusher is not None and tally[done] < len(chosen) else 0
+
+
+def _drop(dead: Buffer, letter_id: str) -> tuple[str, str, int]:
+    """(outcome, what to print, events counted) of dropping one letter."""
+    return ("dropped", "dropped", 0) if dead.drop(letter_id) else ("gone", "gone meanwhile", 0)
+
+
+def _retry(dead: Buffer, flusher: Flusher, letter: dict) -> tuple[str, str, int]:
+    """(outcome, what to print, events counted) of retrying one letter."""
+    if "batch" not in letter:
+        return "not an event", "not an event: it cannot be retried; drop it", 0
+    if not dead.revive(letter["id"]):
+        return "gone", "gone meanwhile", 0
+    applied = flusher.finish(letter["id"])
+    # Nothing counted: applied before, or set aside again (one read tells, not a listing).
+    raw = None if applied else dead.redis.hget(dead.dead_key, letter["id"])
+    if raw is not None:
+        return "set aside again", f"set aside again: {orjson.loads(raw)['reason']}", 0
+    return "applied", f"applied, {applied} events counted", applied

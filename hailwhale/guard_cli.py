@@ -8,18 +8,18 @@
 
 `forget` deletes the flooded names' series and index entries (whale/guard_admin.py
 says which names: by default those whose total over the longest period is at
-most 1), printing its progress on stderr.
+most 1); on a terminal it shows its progress on stderr, and a summary there either way.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import orjson
 
+from hailwhale.cli_output import Progress
 from hailwhale.config import Config
 from hailwhale.exceptions import InvalidInput
 from hailwhale.keys import KeySpace, dim_key
@@ -119,8 +119,9 @@ def _forget(redis: Redis, keys: KeySpace, config: Config, args: argparse.Namespa
     if args.pks and args.pk is not None:
         raise InvalidInput("pk", "--pks forgets pks: it takes no --pk")
     pk = parse_path(args.pk or "", "pk", config.limits)
+    progress = Progress()
     options = dict(at_most=None if args.all else args.at_most, match=args.match,
-                   dry_run=args.dry_run, progress=_progress)
+                   dry_run=args.dry_run, progress=progress.update)
     if args.pks:
         what = "pks"
         done = guard_admin.forget_pks(redis, keys, config.periods, **options)
@@ -132,9 +133,6 @@ def _forget(redis: Redis, keys: KeySpace, config: Config, args: argparse.Namespa
         what = f"children of {dim_key(parent)} (pk {dim_key(pk)})"
         done = guard_admin.forget_children(redis, keys, config.periods, parent, pk, **options)
     verb, deleted = ("would forget", "would delete") if args.dry_run else ("forgot", "deleted")
+    progress.done(f"{done.scanned} keys scanned, {done.deleted} {deleted}")
     print(f"{verb} {len(done.names)} {what}, kept {done.kept}; {deleted} {done.deleted} keys "
           f"({done.scanned} scanned)")
-
-
-def _progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

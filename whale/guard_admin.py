@@ -230,18 +230,23 @@ def _delete(
     scanned = deleted = 0
     pending: list[str] = []
 
+    def report() -> None:
+        if progress is not None:
+            verb = "would delete" if dry_run else "deleted"
+            progress(f"{scanned} keys scanned, {deleted} {verb}")
+
     def flush() -> None:
         nonlocal deleted
         if not dry_run:
             _unlink(redis, pending)
         deleted += len(pending)
         pending.clear()
-        if progress is not None:
-            verb = "would delete" if dry_run else "deleted"
-            progress(f"{scanned} keys scanned, {deleted} {verb}")
+        report()
 
     for raw in redis.scan_iter(match=_glob(head + tag) + "*", count=batch):
         scanned += 1
+        if scanned % batch == 0:  # a scan that finds little to delete shows progress too
+            report()
         key = raw.decode()
         parsed = _parse_key(key, head)
         if parsed is not None and doomed(*parsed):
