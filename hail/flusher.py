@@ -55,6 +55,7 @@ from hailwhale.config import Config
 from hailwhale.events import Event
 from hailwhale.exceptions import PoisonWrite
 from hailwhale.expand import series_groups
+from whale import telemetry
 from whale.store import Store, poison_or_retry
 
 log = logging.getLogger("hailwhale.flusher")
@@ -215,7 +216,8 @@ class Flusher:
         self._step("apply", batch_id)
         stats = FlushStats(now, count, time.perf_counter() - started) if count else None
         self._step("release", batch_id)
-        self.buffer.release(batch_id, batch.dead, stats)
+        released = self.buffer.release(batch_id, batch.dead, stats)
+        telemetry.flushed(count, len(batch.dead) if released else 0)
         self._pending.discard(batch_id)
         return count
 
@@ -256,6 +258,7 @@ class Flusher:
     def _set_aside(self, batch_id: str, reason: str, now: float, items: int) -> int:
         log.error("flusher: batch %s (%d items) set aside as a dead letter: %s", batch_id,
                   items, reason)
-        self.buffer.bury(batch_id, reason, now, items)
+        if self.buffer.bury(batch_id, reason, now, items):
+            telemetry.set_aside()
         self._pending.discard(batch_id)
         return 0

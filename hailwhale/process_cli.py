@@ -98,6 +98,7 @@ def _supervise(config: Config, args: argparse.Namespace, argv: Sequence[str],
     as children; restart any that dies; stop them all on SIGTERM or SIGINT."""
     from hailwhale.embedded import RedisServer
     from hailwhale.supervise import EmbeddedRedis, Supervisor
+    from whale.metrics import shared_metrics_dir
 
     server = None if config.redis_url else RedisServer(config.data_dir)
     url = config.redis_url or server.url
@@ -114,7 +115,8 @@ def _supervise(config: Config, args: argparse.Namespace, argv: Sequence[str],
         flushing = f"flusher pid {flusher.pid}" if flusher else "no flusher here"
         print(banner(store=store, buffer=buffer, flusher=flushing), flush=True)
 
-    return Supervisor(children).run(started)
+    with shared_metrics_dir():  # every child's figures in one place, for /metrics
+        return Supervisor(children).run(started)
 
 
 def serve(config: Config, args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -24,6 +24,12 @@ def _ignore_interrupts(worker) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _worker_exited(server, worker) -> None:
+    from whale.metrics import process_ended
+
+    process_ended(worker.pid)  # its figures stay in /metrics; its live gauges go
+
+
 class GeventServer(BaseApplication):
     """gunicorn, configured in code; `app_factory` runs in each worker after gevent patches.
 
@@ -63,6 +69,7 @@ class GeventServer(BaseApplication):
         # Ctrl-C reaches the whole process group; the master alone should act
         # on it (it stops the workers gracefully), or each worker prints a trace.
         self.options["post_worker_init"] = _ignore_interrupts
+        self.options["child_exit"] = _worker_exited
         super().__init__()
 
     def load_config(self) -> None:

@@ -42,6 +42,9 @@ _ALWAYS = frozenset({"_", "key"})
 _JSON_TYPES = ("application/json", "text/json")
 # More parameters than these are repeats or unknown anyway: refuse before parsing them.
 _MAX_FIELDS = 2 * (len(FIELDS) + len(REQUEST_PARAMS))
+# Where read_events notes how many events the request carries, for /metrics
+# (whale/telemetry.py counts them as accepted or refused once the answer is known).
+EVENTS_READ = "hailwhale.events"
 _PIECE = 64 * 1024
 _CHUNK_LINE = 1024  # a chunk-size line with its extensions
 _TRAILERS = 32
@@ -56,6 +59,8 @@ def read_events(
     event to count: an empty list.
     """
     events = _read(request, periods=periods, limits=limits, now=now)
+    if request.method != "HEAD":
+        request.environ[EVENTS_READ] = len(events)
     series = sum(series_count(event, len(periods.intervals)) for event in events)
     if series > limits.series:
         raise InvalidEvent("batch", f"these events write {series} series, over the "

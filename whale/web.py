@@ -18,6 +18,8 @@ from whale.store import poison_or_retry
 log = logging.getLogger("whale.web")
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+# Where ErrorMapping notes why it refused a request, for /metrics (whale/telemetry.py).
+REFUSAL = "hailwhale.refusal"
 
 
 def json_response(data: object, status: int = 200, **headers: str) -> HTTPResponse:
@@ -46,6 +48,8 @@ class ErrorMapping:
     InvalidInput: its status (400, 413, 503) and message; BufferFull: 503 with
     Retry-After; PoisonWrite: 500; RedisError: 503 with `unavailable`; a form body that
     is not UTF-8: 400. Anything else is Bottle's 500, which `add_error_handling` words.
+    Each refusal's reason goes in the request's environ under REFUSAL (invalid,
+    too_large, buffer_full, unavailable, poison) for the figures of /metrics.
     """
 
     name = "hailwhale-errors"
@@ -61,23 +65,36 @@ class ErrorMapping:
             try:
                 return callback(*args, **kwargs)
             except InvalidInput as error:
+                _refused(_REASONS.get(error.status, "invalid"))
                 return error_response(error.status, error.message, error.param)
             except BufferFull as error:
+                _refused("buffer_full")
                 body = {"error": str(error), "param": None, "retry_after": error.retry_after}
                 return json_response(body, 503, **{"Retry-After": str(error.retry_after)})
             except PoisonWrite as error:
+                _refused("poison")
                 log.error("the store refused a write on %s: %s", request.path, error.reason)
                 return error_response(500, _POISON)
             except RedisError as error:
                 if isinstance(poison_or_retry(error), PoisonWrite):  # a key of the wrong
+                    _refused("poison")
                     log.error("Redis refused %s for good: %s", request.path, error)  # type
                     return error_response(500, _POISON)
+                _refused("unavailable")
                 log.exception("Redis failed while serving %s", request.path)
                 return error_response(503, unavailable)
             except UnicodeDecodeError:  # a form body (the query string is checked before)
+                _refused("invalid")
                 return error_response(400, "the request body is not valid UTF-8", "body")
 
         return mapped
+
+
+_REASONS = {413: "too_large", 503: "unavailable"}  # InvalidInput's statuses; else invalid
+
+
+def _refused(reason: str) -> None:
+    request.environ[REFUSAL] = reason
 
 
 def cors_headers(origins: Sequence[str]) -> dict[str, str]:
