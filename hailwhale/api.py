@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
 
 from redis import Redis
 
@@ -12,27 +13,30 @@ from hailwhale.config import Limits
 from hailwhale.embedded import RedisServer
 from hailwhale.events import Event, parse_event
 from hailwhale.keys import KeySpace
-from hailwhale.periods import DEFAULT_PERIODS, Periods
+from hailwhale.periods import DEFAULT_PERIODS, Periods, PeriodSpec, Window
+from hailwhale.times import TimeRange, python_time, to_epoch
 from whale.connect import client
+from whale.query_params import Query
 
 Point = tuple[datetime, float]
-
-
-def _when(value: datetime | float | None) -> float | None:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.timestamp()
-    return value
+# A time as the query methods take it: a datetime (naive: local time), a date, epoch
+# seconds, a string as `from` and `to` take it (ISO 8601, `-6h`, `now`), or a timedelta
+# (that long before now).
+When = datetime | date | timedelta | float | str
 
 
 class HailWhale:
-    """Count events and read graphs, on a Redis URL or an embedded Redis under ./data/."""
+    """Count events and read graphs, on a Redis URL or an embedded Redis under ./data/.
+
+    A period is taken in any spelling: `"15s:3h"`, `"15x10800"` or the seed's
+    `(15, 10800)` (interval and length in seconds). Query methods take `start_at` and
+    `end_at` (see `When`) as the HTTP API takes `from` and `to`.
+    """
 
     def __init__(
         self,
         url: str | None = None,
-        periods: str | Iterable[str] | Periods = DEFAULT_PERIODS,
+        periods: str | PeriodSpec | Iterable[PeriodSpec] | Periods = DEFAULT_PERIODS,
         *,
         redis: Redis | None = None,
         data_dir: str = "data",
@@ -74,19 +78,22 @@ class HailWhale:
         self.close()
 
     def event(self, encoded: bool = False, **params: object) -> Event:
-        """Validate an event given as the `/count` parameters (`encoded`: as query strings)."""
-        params = {k: _when(v) if k == "at" else v for k, v in params.items() if v is not None}
-        return parse_event(
-            params, periods=self.periods, limits=self.limits, now=self.store.clock(),
-            encoded=encoded,
-        )
+        """Validate an event given as the `/count` parameters (`encoded`: as query strings).
+
+        `at` may also be a datetime (naive: local time), a date or a timedelta (ago).
+        """
+        now = self.store.clock()
+        params = {k: python_time(v, now) if k == "at" else v
+                  for k, v in params.items() if v is not None}
+        return parse_event(params, periods=self.periods, limits=self.limits, now=now,
+                           encoded=encoded)
 
     def count(
         self,
         dimensions: object = None,
         metrics: object = None,
         pk: object = None,
-        at: datetime | float | None = None,
+        at: When | None = None,
     ) -> Event:
         """Count one event directly; raises InvalidEvent (nothing counted) if it is bad."""
         event = self.event(dimensions=dimensions, metrics=metrics, pk=pk, at=at)
@@ -95,70 +102,92 @@ class HailWhale:
 
     log = count  # the seed's name
 
-    def _query(self, dimensions, metrics, pk, depth, threshold, limit, sort, cut=True):
+    def _ask(self, period: PeriodSpec | None, start_at: When | None, end_at: When | None,
+             every: bool = False, cut: bool = True, now: float | None = None,
+             **params: object) -> tuple[Query, list[Window]]:
+        """The Query of `params` and the windows that answer it (whale/queries.py) at `now`."""
+        from whale import queries
         from whale.query_params import parse_query
 
-        params = {
-            "pk": pk, "dimensions": dimensions, "metrics": metrics, "depth": depth,
-            "threshold": threshold, "limit": limit, "sort": sort,
-        }
         given = {k: v for k, v in params.items() if v is not None}
         if cut:
-            return parse_query(given, self.limits)
-        return parse_query(given, self.limits, threshold=None, limit=None)
+            query = parse_query(given, self.limits)
+        else:
+            query = parse_query(given, self.limits, threshold=None, limit=None)
+        now = self.store.clock() if now is None else now
+        if start_at is not None or end_at is not None:
+            start = None if start_at is None else to_epoch(start_at, now, "start_at")
+            end = None if end_at is None else to_epoch(end_at, now, "end_at")
+            query = replace(query, range=TimeRange(start, end))
+        return query, queries.windows(self.periods, query, period, now, every)
 
     def plotpoints(
-        self, dimensions: object = None, metrics: object = None, period: str | None = None,
-        depth: int = 0, pk: object = None, threshold: float | None = None,
-        limit: int | None = None, sort: str | None = None,
+        self, dimensions: object = None, metrics: object = None,
+        period: PeriodSpec | None = None, depth: int = 0, pk: object = None,
+        threshold: float | None = None, limit: int | None = None, sort: str | None = None,
+        start_at: When | None = None, end_at: When | None = None,
     ) -> dict:
         """`{dim_key: {metric: [[epoch_ms, value], ...]}}`, as `/plotpoints` answers."""
         from whale import queries
 
-        query = self._query(dimensions, metrics, pk, depth, threshold, limit, sort)
-        return queries.plotpoints(self.store, query, self.periods.find(period), self.store.clock())
+        query, [window] = self._ask(
+            period, start_at, end_at, dimensions=dimensions, metrics=metrics, pk=pk,
+            depth=depth, threshold=threshold, limit=limit, sort=sort)
+        return queries.plotpoints(self.store, query, window)
 
     def totals(
-        self, dimensions: object = None, metrics: object = None, period: str | None = None,
-        depth: int = 0, pk: object = None, threshold: float | None = None,
-        limit: int | None = None, sort: str | None = None,
+        self, dimensions: object = None, metrics: object = None,
+        period: PeriodSpec | None = None, depth: int = 0, pk: object = None,
+        threshold: float | None = None, limit: int | None = None, sort: str | None = None,
+        start_at: When | None = None, end_at: When | None = None,
     ) -> dict:
-        """`{period: {dim_key: {metric: total}}}`, as `/totals` answers."""
+        """`{period: {dim_key: {metric: total}}}`, as `/totals` answers (a range: one period)."""
         from whale import queries
 
-        query = self._query(dimensions, metrics, pk, depth, threshold, limit, sort)
-        chosen = queries.find_periods(self.periods, period)
-        return queries.totals(self.store, query, chosen, self.store.clock())
+        query, windows = self._ask(
+            period, start_at, end_at, every=True, dimensions=dimensions, metrics=metrics,
+            pk=pk, depth=depth, threshold=threshold, limit=limit, sort=sort)
+        return queries.totals(self.store, query, windows)
 
     def dimensions(
-        self, dimensions: object = None, metrics: object = None, period: str | None = None,
-        pk: object = None, threshold: float | None = None, limit: int | None = None,
-        sort: str | None = None,
+        self, dimensions: object = None, metrics: object = None,
+        period: PeriodSpec | None = None, pk: object = None, threshold: float | None = None,
+        limit: int | None = None, sort: str | None = None,
+        start_at: When | None = None, end_at: When | None = None,
     ) -> dict:
         """The children of a dimension with their totals, as `/dimensions` answers."""
         from whale import queries
 
-        query = self._query(dimensions, metrics, pk, 0, threshold, limit, sort, cut=False)
-        return queries.dimensions(
-            self.store, query, self.periods.find(period), self.store.clock()
-        )
+        query, [window] = self._ask(
+            period, start_at, end_at, cut=False, dimensions=dimensions, metrics=metrics,
+            pk=pk, threshold=threshold, limit=limit, sort=sort)
+        return queries.dimensions(self.store, query, window)
 
     def dataset(
-        self, params: object = None, value: str = "hits", period: str | None = None,
-        start_at: datetime | float | None = None, depth: int = 0, pk: object = None,
+        self, params: object = None, value: str = "hits", period: PeriodSpec | None = None,
+        start_at: When | None = None, depth: int = 0, pk: object = None,
+        end_at: When | None = None,
     ) -> list[Point] | dict[object, list[Point]]:
         """The seed's API: `[(datetime, value)]` for a path, or `{child: [...]}` with depth.
 
         With depth, keys are the child's segment below `params` (a tuple of
         segments for grandchildren); every child active in the window is
-        included, without threshold or limit.
+        included, without threshold or limit. `start_at` keeps the seed's meaning,
+        the points stamped at or after it, as far back as the period keeps: an
+        older one is cut to that, never an error (the seed's own example asks 30
+        days of a 7-day period). Without a period, the finest that reaches back.
         """
         from whale import queries
 
-        query = self._query(params, [value], pk, depth, 0, 0, None)
-        period_ = self.periods.find(period)
-        reader = queries.Reader(self.store, query, period_, self.store.clock())
-        since = _when(start_at)
+        now = self.store.clock()
+        since = None if start_at is None else to_epoch(start_at, now, "start_at")
+        if since is not None:
+            named = period is not None and period != ""
+            kept = [self.periods.find(period)] if named else self.periods.periods
+            since = max(since, min(self.periods.reach(p.interval, now) for p in kept))
+        query, [window] = self._ask(period, since, end_at, now=now, dimensions=params,
+                                    metrics=[value], pk=pk, depth=depth, threshold=0, limit=0)
+        reader = queries.Reader(self.store, query, window)
 
         def points(path) -> list[Point]:
             return [

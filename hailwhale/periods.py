@@ -25,6 +25,8 @@ UNIT_SECONDS = {
     "y": 365 * 86400,
 }
 
+# The units a span is named in (`span_name`): exact, and no `w` or `mo` (7d, 30d read better).
+_NAMING_UNITS = ("y", "d", "h", "m", "s")
 _SPAN = re.compile(r"^\s*(\d+)\s*(mo|s|m|h|d|w|y)\s*$")
 _LEGACY = re.compile(r"^\s*(\d+)x(\d+)\s*$")
 
@@ -35,6 +37,14 @@ def parse_span(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not a span like 15s, 5m, 3h, 7d, 2w, 1mo or 1y")
     return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+
+
+def span_name(seconds: int) -> str:
+    """`seconds` in the largest unit that divides it: `15s`, `3h`, `7d`, `1y`."""
+    for unit in _NAMING_UNITS:
+        if seconds and seconds % UNIT_SECONDS[unit] == 0:
+            return f"{seconds // UNIT_SECONDS[unit]}{unit}"
+    return f"{seconds}s"
 
 
 @dataclass(frozen=True)
@@ -59,10 +69,59 @@ class Period:
         first = last - (self.buckets - 1) * self.interval
         return list(range(first, last + 1, self.interval))
 
+    def range_window(self, start: float, end: float) -> list[int]:
+        """Bucket starts from the bucket holding `start` to the one holding `end`."""
+        return list(range(self.bucket(start), self.bucket(end) + 1, self.interval))
+
+    def count_buckets(self, start: float, end: float) -> int:
+        """How many buckets `range_window(start, end)` holds, without building it."""
+        return max(0, (self.bucket(end) - self.bucket(start)) // self.interval + 1)
+
+
+# A period as a caller may give one: `15s:3h`, legacy `15x10800`, the seed's
+# `(interval_seconds, length_seconds)`, or a Period.
+PeriodSpec = str | tuple[int, int] | list[int] | Period
+
+
+@dataclass(frozen=True)
+class Window:
+    """The buckets one answer covers: `period`'s, bucket starts `buckets`.
+
+    `ranged`: a time range (`from`, `to`) chose them, so the answer names the period.
+    """
+
+    period: Period
+    buckets: list[int]
+    ranged: bool = False
+
+    @classmethod
+    def latest(cls, period: Period, now: float) -> Window:
+        """The period's own window: its length, ending with the bucket holding `now`."""
+        return cls(period, period.window(now))
+
 
 def bucket_start(t: float, interval: int) -> int:
     """Start of the `interval`-second bucket holding `t`, aligned to the epoch."""
     return int(t // interval) * interval
+
+
+def to_period(spec: PeriodSpec) -> Period:
+    """A Period from any spelling of one (see PeriodSpec); ValueError saying what is wrong."""
+    if isinstance(spec, Period):
+        return spec
+    if isinstance(spec, str):
+        return parse_period(spec)
+    if _is_pair(spec):
+        interval, length = spec
+        return _checked(interval, length, f"{span_name(interval)}:{span_name(length)}",
+                        repr(tuple(spec)))
+    raise ValueError(f"{spec!r} is not a period: give one like '15s:3h', '15x10800' or "
+                     "(15, 10800) (interval and length in seconds)")
+
+
+def _is_pair(spec: object) -> bool:
+    return (isinstance(spec, (tuple, list)) and len(spec) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in spec))
 
 
 def parse_period(text: str) -> Period:
@@ -79,13 +138,15 @@ def parse_period(text: str) -> Period:
             interval, length = parse_span(interval_text), parse_span(length_text)
     except ValueError as error:
         raise ValueError(f"period {text!r}: {error}") from None
+    return _checked(interval, length, text, repr(text))
+
+
+def _checked(interval: int, length: int, name: str, shown: str) -> Period:
     if interval <= 0:
-        raise ValueError(f"period {text!r}: the interval must be at least 1 second")
+        raise ValueError(f"period {shown}: the interval must be at least 1 second")
     if length < interval or length % interval:
-        raise ValueError(
-            f"period {text!r}: the length must be a whole number of intervals"
-        )
-    return Period(interval, length, text)
+        raise ValueError(f"period {shown}: the length must be a whole number of intervals")
+    return Period(interval, length, name)
 
 
 class Periods:
@@ -102,13 +163,26 @@ class Periods:
         self.intervals = tuple(sorted(self.retention))
 
     @classmethod
-    def parse(cls, spec: str | Iterable[str] = DEFAULT_PERIODS) -> Periods:
-        """Periods from `15s:3h,1h:7d` or a list of such strings."""
+    def parse(cls, spec: str | PeriodSpec | Iterable[PeriodSpec] | Periods = DEFAULT_PERIODS,
+              ) -> Periods:
+        """Periods from `15s:3h,1h:7d`, one period, or a list of them in any spelling.
+
+        The seed's `[(15, 3600*3), (3600, 3600*24*7)]` is named `15s:3h,1h:7d`.
+        """
         if isinstance(spec, Periods):
             return spec
-        items = spec.split(",") if isinstance(spec, str) else list(spec)
+        if isinstance(spec, str):
+            items: list = spec.split(",")
+        elif isinstance(spec, Period) or _is_pair(spec):
+            items = [spec]
+        else:
+            try:
+                items = list(spec)
+            except TypeError:
+                raise ConfigError(f"{spec!r} is not a list of periods") from None
         try:
-            return cls(parse_period(item) for item in items if item.strip())
+            return cls(to_period(item) for item in items
+                       if not (isinstance(item, str) and not item.strip()))
         except ValueError as error:
             raise ConfigError(str(error)) from None
 
@@ -120,27 +194,31 @@ class Periods:
     def longest(self) -> int:
         return max(self.retention.values())
 
-    def find(self, name: str | None) -> Period:
-        """The configured period named (or equal to) `name`; the first if None."""
+    def find(self, name: PeriodSpec | None) -> Period:
+        """The configured period named (or equal to) `name`, in any spelling; the first if None."""
         if name is None or name == "":
             return self.periods[0]
         for period in self.periods:
             if period.name == name:
                 return period
         try:
-            wanted = parse_period(name)
+            wanted = to_period(name)
         except ValueError:
             wanted = None
         for period in self.periods:
-            if wanted and (period.interval, period.length) == (
-                wanted.interval,
-                wanted.length,
-            ):
+            if wanted and (period.interval, period.length) == (wanted.interval, wanted.length):
                 return period
+        shown = name.name if isinstance(name, Period) else repr(name)
         raise InvalidQuery(
-            "period",
-            f"unknown period {name!r}; configured periods: {', '.join(self.names)}",
-        )
+            "period", f"unknown period {shown}; configured periods: {', '.join(self.names)}")
+
+    def reach(self, interval: int, now: float) -> float:
+        """The oldest time whose `interval` bucket is still kept (every later bucket is too).
+
+        A bucket's data expires its retention after the bucket ends (whale/rollup.py),
+        so the bucket holding `now - retention` is the oldest still readable.
+        """
+        return now - self.retention[interval]
 
     def window_start(self, interval: int, now: float) -> int:
         """Oldest bucket an event may still land in for `interval`."""

@@ -175,7 +175,8 @@ def parse_time(text: str) -> float:
     """Epoch seconds of a numeric string or an ISO 8601 time (UTC if no zone)."""
     if _NUMBER.fullmatch(text):
         return float(text)
-    moment = datetime.fromisoformat(text)
+    # Python 3.10 reads no `Z`: spelled as the offset it means
+    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 

@@ -11,11 +11,15 @@ from redis.exceptions import RedisError
 
 from hailwhale import __version__
 from hailwhale.config import Config
+from hailwhale.periods import Window
 from whale import idempotency, queries, query_params
 from whale.access import install_access, route_access
+from whale.grafana import add_grafana_routes
 from whale.ingest import read_events
+from whale.metrics import add_metrics
 from whale.openapi import openapi_spec
 from whale.pages import add_pages
+from whale.query_params import Query
 from whale.store import Store
 from whale.web import (
     PIXEL,
@@ -53,6 +57,7 @@ def make_app(
     clock = clock or store.clock
     origins = config.allowed_origins
     add_cors_hook(app, origins)
+    add_metrics(app, clock, buffering.health if buffering is not None else None)
     add_error_handling(app)
 
     def count(buffered: bool) -> None:
@@ -68,17 +73,17 @@ def make_app(
         else:
             store.count(events)
 
-    @app.route("/count", method=["GET", "POST"], access="write")
+    @app.route("/count", method=["GET", "POST"], access="write", ingest=True)
     def count_route() -> HTTPResponse:
         count(buffered=True)
         return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain"})
 
-    @app.route("/count_now", method=["GET", "POST"], access="write")
+    @app.route("/count_now", method=["GET", "POST"], access="write", ingest=True)
     def count_now() -> HTTPResponse:
         count(buffered=False)
         return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain"})
 
-    @app.get("/count.gif", access="write")
+    @app.get("/count.gif", access="write", ingest=True)
     def count_gif() -> HTTPResponse:
         count(buffered=True)
         return HTTPResponse(
@@ -97,31 +102,37 @@ def make_app(
         flush()  # old clients GET it and expect OK
         return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain"})
 
-    def params() -> dict[str, str]:
-        return query_params.check_params(request.query.decode().allitems(),
+    def asked(every: bool = False, **defaults: float | None) -> tuple[Query, list[Window]]:
+        """The request's Query and the windows that answer it, at one `now`."""
+        args = query_params.check_params(request.query.decode().allitems(),
                                          query_params.QUERY_PARAMS)
+        now = clock()
+        query = query_params.parse_query(args, limits, config.query_timeout, now=now,
+                                         **defaults)
+        return query, queries.windows(periods, query, args.get("period"), now, every)
+
+    def answer(data: object, windows: list[Window]) -> HTTPResponse:
+        """`data` as JSON; a time range's answer names its period in a header."""
+        if not windows[0].ranged:
+            return json_response(data)
+        header = query_params.PERIOD_HEADER
+        return json_response(data, **{header: windows[0].period.name,
+                                      "Access-Control-Expose-Headers": header})
 
     @app.get("/plotpoints", access="read")
     def plotpoints() -> HTTPResponse:
-        args = params()
-        query = query_params.parse_query(args, limits, config.query_timeout)
-        period = periods.find(args.get("period"))
-        return json_response(queries.plotpoints(store, query, period, clock()))
+        query, [window] = asked()
+        return answer(queries.plotpoints(store, query, window), [window])
 
     @app.get("/totals", access="read")
     def totals() -> HTTPResponse:
-        args = params()
-        query = query_params.parse_query(args, limits, config.query_timeout)
-        chosen = queries.find_periods(periods, args.get("period"))
-        return json_response(queries.totals(store, query, chosen, clock()))
+        query, windows = asked(every=True)
+        return answer(queries.totals(store, query, windows), windows)
 
     @app.get("/dimensions", access="read")
     def dimensions() -> HTTPResponse:
-        args = params()
-        query = query_params.parse_query(args, limits, config.query_timeout, threshold=None,
-                                      limit=None)
-        period = periods.find(args.get("period"))
-        return json_response(queries.dimensions(store, query, period, clock()))
+        query, [window] = asked(threshold=None, limit=None)
+        return answer(queries.dimensions(store, query, window), [window])
 
     @app.get("/health", access="public")
     def health() -> HTTPResponse:
@@ -155,6 +166,7 @@ def make_app(
         return json_response(openapi_spec(config, route_access(app)))
 
     add_pages(app, config, store)
+    add_grafana_routes(app, store, config, clock)
     add_preflight(app, origins)
     install_access(app, config)
     return app

@@ -9,11 +9,13 @@ Bounded by design: a query names at most `Limits.query_metrics` metrics or
 formulas, shows at most `Limits.query_limit` children per parent (`limit=0`, and
 /dimensions without a limit, mean that many) and answers at most
 `Limits.answer_points` points (dimensions x metrics x buckets, the periods of
-/totals together); past these, a 400 that says the bound. Past its `timeout` a
+/totals together), and a time range at most `Limits.points` buckets per series;
+past these, a 400 that says the bound. Past its `timeout` a
 query stops with a 503. Server workers are gevent greenlets, which no timer can
 interrupt in the middle of Python code, so the deadline is checked between Redis
 round trips, each of a bounded number of keys, and between the series computed.
-Parameters are checked and parsed into a Query by whale/query_params.py.
+Parameters are checked and parsed into a Query by whale/query_params.py; a
+Window says which buckets of which period answer it (`windows`).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from collections.abc import Iterator, Sequence
 from hailwhale.exceptions import InvalidQuery
 from hailwhale.formulas import Formula
 from hailwhale.keys import Path, dim_key
-from hailwhale.periods import Period, Periods
+from hailwhale.periods import Periods, PeriodSpec, Window
 from hailwhale.sums import exact_sum
+from hailwhale.times import TimeRange, choose_window
 from whale.deadline import Deadline
 from whale.numbers import Number
 from whale.query_params import Query
@@ -61,11 +64,11 @@ def _batches(items: Sequence, size: int, deadline: Deadline) -> Iterator[Sequenc
 class Reader:
     """Reads and memoizes the points and totals of one query's window."""
 
-    def __init__(self, store: Store, query: Query, period: Period, now: float):
+    def __init__(self, store: Store, query: Query, window: Window):
         self.store = store
         self.query = query
-        self.period = period
-        self.window = period.window(now)
+        self.period = window.period
+        self.window = window.buckets
         self.deadline = query.deadline
         self.kinds = store.metric_kinds(query.pk)
         self._points: dict[tuple[Path, str], list[Number]] = {}
@@ -191,9 +194,42 @@ def _all_names(query: Query) -> list[str]:
     return list(dict.fromkeys(name for f in query.metrics for name in f.names))
 
 
-def plotpoints(store: Store, query: Query, period: Period, now: float) -> dict:
-    """`{dim_key: {metric: [[epoch_ms, value], ...]}}` for the query's window."""
-    reader = Reader(store, query, period, now)
+def windows(periods: Periods, query: Query, period: PeriodSpec | None, now: float,
+            every: bool = False) -> list[Window]:
+    """The windows that answer `query`, with the `period` asked for (None or "": none).
+
+    With a time range: one, in `period` or the period hailwhale/times.py picks.
+    Without: the latest window of `period`, or of the first configured one (of every
+    one with `every`, as /totals answers).
+    """
+    wanted = None if period is None or period == "" else periods.find(period)
+    if query.range is not None:
+        return [choose_window(periods, query.range, now, query.max_buckets, wanted)]
+    if wanted is None and every:
+        return [Window.latest(p, now) for p in periods.periods]
+    return [Window.latest(wanted or periods.find(None), now)]
+
+
+def plotpoints_between(
+    store: Store, query: Query, start: float, end: float, now: float,
+    max_points: int | None = None, period: PeriodSpec | None = None,
+) -> tuple[Window, dict]:
+    """Points of `query` from `start` to `end` (epoch seconds), for tools that send a range.
+
+    In `period`, or the finest period that keeps `start`, and of those rather one of
+    at most `max_points` buckets per series (a graph's width; else the fewest).
+    Returns the window (its period names the answer) and what `plotpoints` answers.
+    """
+    periods = store.periods
+    wanted = None if period is None or period == "" else periods.find(period)
+    window = choose_window(periods, TimeRange(start, end), now, query.max_buckets, wanted,
+                           preferred_buckets=max_points)
+    return window, plotpoints(store, query, window)
+
+
+def plotpoints(store: Store, query: Query, window: Window) -> dict:
+    """`{dim_key: {metric: [[epoch_ms, value], ...]}}` for the window."""
+    reader = Reader(store, query, window)
     paths = reader.selection()
     reader.spend(paths)
     reader.load(paths, _all_names(query))
@@ -204,31 +240,31 @@ def plotpoints(store: Store, query: Query, period: Period, now: float) -> dict:
     return out
 
 
-def totals(store: Store, query: Query, periods: Sequence[Period], now: float) -> dict:
-    """`{period: {dim_key: {metric: total}}}`, each over the same window as plotpoints."""
+def totals(store: Store, query: Query, windows: Sequence[Window]) -> dict:
+    """`{period: {dim_key: {metric: total}}}`, each over its window (as plotpoints')."""
     out = {}
     spent = 0
-    for period in periods:
-        reader = Reader(store, query, period, now)
+    for window in windows:
+        reader = Reader(store, query, window)
         paths = reader.selection()
         spent = reader.spend(paths, spent)
         reader.load_totals(paths, _all_names(query))
-        out[period.name] = {
+        out[window.period.name] = {
             dim_key(path): {f.text: reader.total(path, f) for f in query.metrics}
             for path in paths
         }
     return out
 
 
-def dimensions(store: Store, query: Query, period: Period, now: float) -> dict:
+def dimensions(store: Store, query: Query, window: Window) -> dict:
     """The children of the query's path active in the window, with their totals."""
-    reader = Reader(store, query, period, now)
+    reader = Reader(store, query, window)
     [children] = reader.children([query.path])
     shown = reader.ranked(query.path, children, query.threshold, query.limit)
     reader.spend(shown)
     reader.load_totals(shown, _all_names(query))
     return {
-        "period": period.name,
+        "period": window.period.name,
         "parent": dim_key(query.path),
         "children": [
             {
@@ -239,10 +275,3 @@ def dimensions(store: Store, query: Query, period: Period, now: float) -> dict:
             for child in shown
         ],
     }
-
-
-def find_periods(periods: Periods, name: object) -> list[Period]:
-    """The period asked for, or every configured one when none is named."""
-    if name is None or name == "":
-        return list(periods.periods)
-    return [periods.find(str(name))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -10,6 +11,7 @@ from hailwhale.config import Limits
 from hailwhale.exceptions import InvalidInput, InvalidQuery
 from hailwhale.formulas import Formula, parse_metric
 from hailwhale.keys import Path
+from hailwhale.times import TimeRange, parse_time
 from hailwhale.values import decode_value, parse_path
 from whale.deadline import Deadline
 
@@ -18,8 +20,10 @@ MAX_DEPTH = 3
 # is accepted and ignored: windows are UTC buckets, the plugin shows local time.
 QUERY_PARAMS = frozenset({
     "pk", "category", "dimensions", "dimension", "metrics", "metric", "period", "depth",
-    "threshold", "limit", "sort", "tzoffset",
+    "threshold", "limit", "sort", "tzoffset", "from", "to",
 })
+# Names the period that answered a time range (hailwhale/times.py chose it).
+PERIOD_HEADER = "X-HailWhale-Period"
 # Taken by every endpoint, even repeated (a proxy may add its own): `_`, a cache-buster
 # (jQuery's cache: false), and the access key, which whale/access.py reads.
 ALWAYS_ACCEPTED = frozenset({"_", "key"})
@@ -39,6 +43,8 @@ class Query:
     threshold: float | None = 0.1
     limit: int = 10
     max_points: int = Limits.answer_points
+    max_buckets: int = Limits.points  # per series, when a time range sets the window
+    range: TimeRange | None = None  # `from` and `to`; None: the period's latest window
     deadline: Deadline = field(default_factory=lambda: Deadline(None), compare=False)
 
 
@@ -114,12 +120,13 @@ def _metric_texts(value: object, limits: Limits) -> list[str]:
 
 def parse_query(
     params: Mapping[str, object], limits: Limits, timeout: float | None = None, *,
-    threshold: float | None = 0.1, limit: int | None = 10,
+    threshold: float | None = 0.1, limit: int | None = 10, now: float | None = None,
 ) -> Query:
     """A Query from request parameters (checked by `check_params` first, for a request).
 
     `threshold` and `limit` are the defaults (a `limit` of None or 0: the most,
     `limits.query_limit`); the query's deadline is `timeout` seconds from now.
+    `from` and `to` make its time range (relative ones from `now`, default the clock's).
     """
     deadline = Deadline(timeout)
     try:
@@ -146,5 +153,17 @@ def parse_query(
         threshold=_number(params, "threshold", threshold),
         limit=min(given_limit or most, most),
         max_points=limits.answer_points,
+        max_buckets=limits.points,
+        range=_time_range(params, now),
         deadline=deadline,
     )
+
+
+def _time_range(params: Mapping[str, object], now: float | None) -> TimeRange | None:
+    given = {name: _param(params, name) for name in ("from", "to")}
+    if all(value is None for value in given.values()):
+        return None
+    now = time.time() if now is None else now
+    start, end = (None if value is None else parse_time(str(value), now, name)
+                  for name, value in given.items())
+    return TimeRange(start, end)

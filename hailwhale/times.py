@@ -1,0 +1,214 @@
+"""Time ranges: times as people write them, and the period and window that answer a range.
+
+Pure. A `from` or `to` is epoch seconds, ISO 8601 (no zone: UTC, as for an
+event's `at`), `now`, or relative to now: `-6h`, `now-2d` (the graphite units of
+periods). The Python API also takes datetimes (a naive one is local time, as
+Python's own `datetime.timestamp()` reads it), dates (local midnight) and
+timedeltas (that long before now).
+
+A range reads every bucket from the one holding `from` to the one holding `to`.
+`to` defaults to now, and a later `to` reads up to now, as the default window
+does. `to` alone reads the period's length ending at `to`, as much of it as the
+period still keeps. Without a period, the finest configured period that keeps
+`from` (`to`, when alone) and answers at most `Limits.points` buckets per series
+answers: a coarser period rather than a refusal, since the client did not pick
+it. Past what every period keeps, `from` after `to`, or too many buckets in the
+period asked for: InvalidQuery saying what would work.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from hailwhale.config import limit_var
+from hailwhale.exceptions import InvalidQuery
+from hailwhale.periods import Period, Periods, Window, parse_span
+from hailwhale.values import parse_time as parse_absolute
+
+_RELATIVE = re.compile(r"(?:now)?\s*-\s*(\d+\s*(?:mo|s|m|h|d|w|y))")
+_SPOKEN = (("year", 365 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60),
+           ("second", 1))
+# Epoch seconds past this (year 5138) are more likely milliseconds than a date.
+_MILLISECONDS = 1e11
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A query's `from` and `to`, epoch seconds; None where not given."""
+
+    start: float | None = None
+    end: float | None = None
+
+
+def parse_time(text: str, now: float, param: str) -> float:
+    """Epoch seconds of a `from` or `to` as sent: epoch, ISO 8601, `now`, `-6h`, `now-6h`."""
+    spoken = text.strip()
+    if spoken == "now":
+        return now
+    relative = _RELATIVE.fullmatch(spoken)
+    if relative:
+        return now - parse_span(relative.group(1))
+    try:
+        value = parse_absolute(spoken)
+    except ValueError:
+        value = math.nan
+    if math.isfinite(value):
+        return value
+    raise InvalidQuery(param, f"{param} {spoken[:40]!r} is not a time: give epoch seconds, "
+                              "ISO 8601 (UTC unless it says its zone), now, or a time before "
+                              "now like -15m, -6h, -2d, -1w, -1mo or -1y")
+
+
+def python_time(value: object, now: float) -> object:
+    """A Python datetime, date or timedelta as epoch seconds; anything else as it is.
+
+    A naive datetime is local time (Python's `datetime.timestamp()`), a date its
+    local midnight, a timedelta that long before `now`.
+    """
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, date):
+        return datetime.combine(value, datetime.min.time()).timestamp()
+    if isinstance(value, timedelta):
+        return now - value.total_seconds()
+    return value
+
+
+def to_epoch(value: object, now: float, param: str) -> float:
+    """Epoch seconds of a time the Python API was given; InvalidQuery naming `param` if bad."""
+    value = python_time(value, now)
+    if isinstance(value, str):
+        return parse_time(value, now, param)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise InvalidQuery(param, f"{param} must be a datetime, a timedelta (that long before "
+                              "now), epoch seconds or a string like '2024-05-01T12:00:00Z' or "
+                              f"'-6h', not {type(value).__name__} {str(value)[:40]!r}")
+
+
+def show_time(t: float) -> str:
+    """`t` for a message: ISO 8601 in UTC to the second, or the number past any date."""
+    try:
+        moment = datetime.fromtimestamp(math.floor(t), timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return f"{t:g}"
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def short_span(seconds: float) -> str:
+    """`seconds` compactly, largest units first: `20h50m`, `7d`, `1y`."""
+    left, parts = int(seconds), []
+    for name, size in _SPOKEN:
+        if left >= size:
+            parts.append(f"{left // size}{name[0]}")
+            left %= size
+    return "".join(parts) or "0s"
+
+
+def say_span(seconds: int) -> str:
+    """`seconds` in words when one unit says it exactly (`3 hours`), else compactly."""
+    for name, size in _SPOKEN:
+        if seconds and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {name}{'' if count == 1 else 's'}"
+    return short_span(seconds)
+
+
+def choose_window(periods: Periods, time_range: TimeRange, now: float, max_buckets: int,
+                  wanted: Period | None = None, preferred_buckets: int | None = None,
+                  ) -> Window:
+    """The window that answers `time_range`: in period `wanted`, or the finest that fits.
+
+    `max_buckets` bounds the buckets per series. `preferred_buckets` (a graph's width
+    in points): rather the finest period of at most that many buckets, else the one
+    with the fewest.
+    """
+    start = time_range.start
+    end = now if time_range.end is None else min(time_range.end, now)
+    if start is not None and start > end:
+        raise InvalidQuery("from", _after(start, end, now))
+    param, anchor = ("to", end) if start is None else ("from", start)
+
+    def keeps(period: Period) -> bool:
+        return anchor >= periods.reach(period.interval, now)
+
+    def span(period: Period) -> tuple[float, float]:
+        if start is not None:
+            return start, end
+        derived = period.bucket(end) - (period.buckets - 1) * period.interval
+        return max(derived, periods.reach(period.interval, now)), end
+
+    def size(period: Period) -> int:
+        return period.count_buckets(*span(period))
+
+    every = [p for p in _finest_first(periods.periods, anchor, now) if keeps(p)]
+    keeping = every if wanted is None else [wanted] if keeps(wanted) else []
+    if not keeping:
+        raise InvalidQuery(param, _too_old(periods, param, anchor, now, wanted, every))
+    fitting = [p for p in keeping if size(p) <= max_buckets]
+    if not fitting:
+        fewest = min(keeping, key=size)
+        others = [p for p in every if size(p) <= max_buckets]
+        raise InvalidQuery(param, _too_many(fewest, size(fewest), max_buckets, wanted, others,
+                                            alone=start is None))
+    chosen = fitting[0]
+    if preferred_buckets:
+        small = [p for p in fitting if size(p) <= preferred_buckets]
+        chosen = small[0] if small else min(fitting, key=size)
+    return Window(chosen, chosen.range_window(*span(chosen)), ranged=True)
+
+
+def _finest_first(periods: Sequence[Period], anchor: float, now: float) -> list[Period]:
+    # Of periods sharing an interval (so a retention), the shortest whose own length
+    # reaches back to the anchor first: its name says the answer best.
+    return sorted(periods, key=lambda p: (p.interval, now - p.length > anchor, p.length))
+
+
+def _kept_by(periods: Periods) -> str:
+    """`15s:3h keeps 3 hours, 1h:7d 7 days`: each interval once, by its longest period."""
+    longest: dict[int, Period] = {}
+    for period in periods.periods:
+        if period.length == periods.retention[period.interval]:
+            longest.setdefault(period.interval, period)
+    said = [f"{p.name} {say_span(p.length)}" for _, p in sorted(longest.items())]
+    first, _, span = said[0].partition(" ")
+    return ", ".join([f"{first} keeps {span}", *said[1:]])
+
+
+def _after(start: float, end: float, now: float) -> str:
+    if start > now:
+        hint = " (from is in epoch seconds, not milliseconds)" if start > _MILLISECONDS else ""
+        return (f"from ({show_time(start)}) is in the future{hint}: a range ends at now at "
+                "the latest; give a from before now")
+    return f"from ({show_time(start)}) is after to ({show_time(end)}): give a from before to"
+
+
+def _too_old(periods: Periods, param: str, anchor: float, now: float,
+             wanted: Period | None, others: list[Period]) -> str:
+    if wanted is None:
+        oldest = periods.longest
+        return (f"{param} ({show_time(anchor)}) is older than every period keeps "
+                f"({_kept_by(periods)}); the oldest you can ask is "
+                f"{show_time(now - oldest)} (-{short_span(oldest)})")
+    kept = periods.retention[wanted.interval]
+    instead = f"use period {others[0].name}, or " if others else ""
+    return (f"{param} ({show_time(anchor)}) is older than {wanted.name} keeps "
+            f"({say_span(kept)}); the oldest it can answer is {show_time(now - kept)} "
+            f"(-{short_span(kept)}): {instead}a later {param}")
+
+
+def _too_many(period: Period, count: int, max_buckets: int, wanted: Period | None,
+              others: list[Period], alone: bool) -> str:
+    bound = f"at most {max_buckets} per series ({limit_var('points')})"
+    most = f"a range of at most {short_span(max_buckets * period.interval)}"
+    what = f"to alone reads {period.name}'s length, which" if alone else "this range"
+    if wanted is None:
+        return (f"{what} is {count:,} buckets even in {period.name}, the coarsest period "
+                f"that keeps it; {bound}: ask for {most}")
+    instead = f"use period {others[0].name}, or " if others else ""
+    return (f"{what} is {count:,} buckets of {short_span(period.interval)}; {bound}: "
+            f"{instead}{'give from too, ' if alone else ''}{most}")
