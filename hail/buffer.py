@@ -37,6 +37,7 @@ import orjson
 from redis import Redis
 
 from hail.items import item_head, received_at
+from hail.statsd import read_line_counts
 from hailwhale.config import Config
 from hailwhale.events import Event
 from hailwhale.exceptions import BufferFull
@@ -249,12 +250,14 @@ class Buffer:
         pipe.hlen(self.dead_key)
         pipe.get(self.bytes_key)
         pipe.zrange(self.flushers_key, -1, -1, withscores=True)
-        depth, head, in_flight, oldest_batch, last, dead, size, beat = pipe.execute()
+        pipe.hgetall(self.keys.statsd_lines(self.name))
+        depth, head, in_flight, oldest_batch, last, dead, size, beat, statsd = pipe.execute()
         times = [received_at(head)]
         if oldest_batch:
             times.append(received_at(
                 self.redis.lindex(self.keys.batch(self.name, oldest_batch[0].decode()), 0)))
         oldest = min((t for t in times if t is not None), default=None)
+        statsd = read_line_counts(statsd)
         return {
             "depth": depth,
             "bytes": int(size or 0) if depth else 0,
@@ -267,4 +270,5 @@ class Buffer:
             } if last else None,
             "dead_letters": dead,
             "last_flusher_beat_age_seconds": max(0.0, now - beat[0][1]) if beat else None,
+            **({"statsd": statsd} if statsd else {}),  # lines of a StatsD listener, if one ran
         }

@@ -132,6 +132,11 @@ class KeySpace:
         """Counter of the bytes waiting in the buffer `name` (its byte bound)."""
         return f"{self.hail(name)}:bytes"
 
+    def statsd_lines(self, name: str = "hail") -> str:
+        """Hash of the StatsD lines fed into the buffer `name`: `received`, `accepted`,
+        `refused:<reason>` -> count (hail/statsd.py)."""
+        return f"{self.hail(name)}:statsd"
+
     def applied(self, batch_id: str) -> str:
         """Marker, in the store, that a batch was applied (so applying it again is a no-op)."""
         return f"{self.prefix}:applied:{batch_id}"

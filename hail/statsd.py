@@ -1,0 +1,314 @@
+"""The StatsD listener: UDP datagrams and TCP lines on one port, buffered as /count's events.
+
+`hailwhale serve` and `hailwhale hail` with `--statsd-port` bind the port's UDP and TCP
+sockets themselves (`bind_statsd`: a busy port is reported once, at start) and run
+listener processes on them (`--statsd-only`, one per core), which the kernel feeds in
+turn. Each loops: wait for a socket, drain it (the UDP socket until it is empty or
+BATCH_BYTES are read; a TCP connection's complete lines), read the lines
+(hail/statsd_lines.py) and push all their events in one call of the buffer, spelled
+as /count's (hail/items.py), so the flusher counts them exactly alike.
+
+A bad line is dropped and counted; the other lines of its datagram still count. Lines
+are counted by outcome in the buffer's Redis (`KeySpace.statsd_lines`), a second's
+worth in one call; `line_counts` reads them for `/health` and `/metrics`.
+
+A full buffer refuses the lines of that push, counted as `buffer_full`, as it answers
+/count's 503: StatsD clients get no answer to retry on, and a listener that waited
+for room would let the socket overflow, losing lines nobody counts. The same goes for
+a buffer that does not answer (`unavailable`); the counts wait in memory until it does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from redis.exceptions import RedisError
+
+from hail.items import item_head
+from hail.statsd_lines import MALFORMED, REASONS, LineReader
+from hailwhale.exceptions import BufferFull
+from hailwhale.keys import KeySpace
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from hail.buffer import Buffer
+
+log = logging.getLogger("hailwhale.statsd")
+
+BUFFER_FULL = "buffer_full"  # the buffer was full: its 503
+UNAVAILABLE = "unavailable"  # the buffer's Redis did not answer
+REFUSED_BY = (*REASONS, BUFFER_FULL, UNAVAILABLE)  # every reason a line is refused for
+
+BATCH_BYTES = 256 * 1024  # UDP bytes read before the lines are pushed
+DATAGRAM = 65536  # more than the largest UDP payload (65,507 bytes)
+RECEIVE_BUFFER = 32 * 1024 * 1024  # asked of the kernel for the UDP socket: bursts wait there
+TCP_CHUNK = 256 * 1024
+MAX_LINE = 65536  # a TCP line longer than this is dropped whole (UDP's are shorter anyway)
+MAX_CONNECTIONS = 1000  # TCP connections per listener process
+SAVE_EVERY = 1.0  # seconds between two writes of the counts
+WARN_EVERY = 10.0  # seconds between two log lines of one refusal reason
+
+
+def bind_statsd(host: str, port: int) -> list[socket.socket]:
+    """The UDP socket and the listening TCP socket of `host:port`; OSError if taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sockets = []
+    try:
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        sockets.append(udp)
+        for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+            try:  # FORCE passes net.core.rmem_max (CAP_NET_ADMIN); else the kernel caps it
+                udp.setsockopt(socket.SOL_SOCKET, option, RECEIVE_BUFFER)
+                break
+            except (OSError, TypeError):
+                continue
+        udp.bind((host, port))
+        tcp = socket.socket(family, socket.SOCK_STREAM)
+        sockets.append(tcp)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind((host, port))
+        tcp.listen(1024)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def line_counts(redis: Redis, keys: KeySpace, name: str = "hail") -> dict | None:
+    """The StatsD lines fed into the buffer `name`, for `/health` and `/metrics`.
+
+    `{"received": n, "accepted": n, "refused": n, "refused_by_reason": {reason: n}}`
+    (every reason of REFUSED_BY, 0 included), counted since the buffer's Redis was
+    created; None if no StatsD listener ever ran on it.
+    """
+    return read_line_counts(redis.hgetall(keys.statsd_lines(name)))
+
+
+def read_line_counts(raw: Mapping[bytes, bytes]) -> dict | None:
+    """The counts of `line_counts` from the HGETALL of the counts' hash."""
+    if not raw:
+        return None
+    counts = {field.decode(): int(value) for field, value in raw.items()}
+    by_reason = {reason: counts.get(f"refused:{reason}", 0) for reason in REFUSED_BY}
+    refused = sum(by_reason.values())
+    accepted = counts.get("accepted", 0)
+    return {"received": accepted + refused, "accepted": accepted, "refused": refused,
+            "refused_by_reason": by_reason}
+
+
+class LineCounts:
+    """Line outcomes not yet written, added to the counts' hash in one call (`save`)."""
+
+    def __init__(self, redis: Redis, key: str):
+        self.redis = redis
+        self.key = key
+        # The hash exists from the start: /health shows a listener that got nothing yet.
+        self.pending: Counter[str] = Counter({"accepted": 0})
+
+    def add(self, accepted: int, refused: Mapping[str, int]) -> None:
+        self.pending["accepted"] += accepted
+        for reason, lines in refused.items():
+            self.pending[f"refused:{reason}"] += lines
+
+    def save(self) -> None:
+        """Add the pending counts to Redis, all or none; kept for the next try if it fails."""
+        if not self.pending:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        for field, lines in self.pending.items():
+            pipe.hincrby(self.key, field, lines)
+        try:
+            pipe.execute()
+        except RedisError as error:
+            log.warning("statsd: the counts of lines wait in memory: Redis: %s", error)
+            return
+        self.pending.clear()
+
+
+class _Connection:
+    """A TCP client: its socket and the start of a line still to come."""
+
+    __slots__ = ("sock", "pending", "skipping")
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.pending = b""
+        self.skipping = False  # inside a line over MAX_LINE: dropped up to its newline
+
+
+class StatsdListener:
+    """Reads StatsD lines from `sockets` (a UDP socket, a listening TCP socket) into `buffer`."""
+
+    def __init__(self, buffer: Buffer, reader: LineReader, sockets: Sequence[socket.socket],
+                 clock: Callable[[], float] = time.time):
+        self.buffer = buffer
+        self.reader = reader
+        self.clock = clock
+        kinds = {sock.type: sock for sock in sockets}
+        self.udp = kinds.get(socket.SOCK_DGRAM)
+        self.tcp = kinds.get(socket.SOCK_STREAM)
+        self.counts = LineCounts(buffer.redis, buffer.keys.statsd_lines(buffer.name))
+        self._buffer = bytearray(BATCH_BYTES + DATAGRAM + 1)
+        self._view = memoryview(self._buffer)
+        self._connections: dict[int, _Connection] = {}
+        self._warned: dict[str, float] = {}
+        self._stopping = False
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+
+    def stop(self) -> None:
+        """Make `run` return after the lines in hand (safe in a signal handler)."""
+        self._stopping = True
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass  # the pipe is full: a wake-up is waiting already
+
+    def run(self) -> None:
+        """Listen until `stop`; each round's lines go to the buffer in one push."""
+        selector = selectors.DefaultSelector()
+        for sock in (self.udp, self.tcp):
+            if sock is not None:
+                sock.setblocking(False)
+                selector.register(sock, selectors.EVENT_READ)
+        selector.register(self._wake_r, selectors.EVENT_READ)
+        self.counts.save()
+        next_save = time.monotonic() + SAVE_EVERY
+        try:
+            while not self._stopping:
+                lines: list[bytes] = []
+                timeout = max(0.0, next_save - time.monotonic())
+                for key, _ in selector.select(timeout):
+                    if key.fileobj is self.udp:
+                        self._receive(lines)
+                    elif key.fileobj is self.tcp:
+                        self._accept(selector)
+                    elif key.fileobj == self._wake_r:
+                        self._drain_wake_ups()
+                    else:
+                        self._read(key.data, lines, selector)
+                if lines:
+                    self._push(lines)
+                if time.monotonic() >= next_save:
+                    self.counts.save()
+                    next_save = time.monotonic() + SAVE_EVERY
+        finally:
+            for connection in list(self._connections.values()):
+                self._close(connection, selector)
+            selector.close()
+            self.counts.save()
+
+    def _receive(self, lines: list[bytes]) -> None:
+        """Every waiting datagram (up to BATCH_BYTES), one line per newline or datagram."""
+        buffer, view, receive = self._buffer, self._view, self.udp.recv_into
+        end = 0
+        try:
+            while end < BATCH_BYTES:
+                end += receive(view[end:end + DATAGRAM])
+                buffer[end] = 10  # a datagram's end ends its last line
+                end += 1
+        except (BlockingIOError, InterruptedError):
+            pass
+        if end:
+            lines += bytes(view[:end]).split(b"\n")
+
+    def _accept(self, selector: selectors.BaseSelector) -> None:
+        while True:
+            try:
+                sock, _ = self.tcp.accept()
+            except (BlockingIOError, InterruptedError):
+                return  # none left, or another listener process took it
+            except OSError as error:  # out of file descriptors, say: try again next round
+                self._warn("accept", f"cannot accept a TCP connection: {error}")
+                return
+            if len(self._connections) >= MAX_CONNECTIONS:
+                self._warn("connections", f"more than {MAX_CONNECTIONS} TCP connections to "
+                                          "this listener; closing a new one")
+                sock.close()
+                continue
+            sock.setblocking(False)
+            connection = _Connection(sock)
+            self._connections[sock.fileno()] = connection
+            selector.register(sock, selectors.EVENT_READ, connection)
+
+    def _read(self, connection: _Connection, lines: list[bytes],
+              selector: selectors.BaseSelector) -> None:
+        """A TCP connection's complete lines; its last line too once it closes."""
+        try:
+            chunk = connection.sock.recv(TCP_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""  # reset by the client: what came before still counts
+        if not chunk:
+            if not connection.skipping:
+                lines.append(connection.pending)
+            self._close(connection, selector)
+            return
+        parts = (connection.pending + chunk).split(b"\n")
+        connection.pending = parts.pop()
+        if connection.skipping:
+            if not parts:  # still inside the over-long line
+                connection.pending = b""
+                return
+            del parts[0]  # its end
+            connection.skipping = False
+        lines += parts
+        if len(connection.pending) > MAX_LINE:
+            connection.pending = b""
+            connection.skipping = True
+            self.counts.add(0, {MALFORMED: 1})
+            self._warn(MALFORMED, f"a TCP line over {MAX_LINE} bytes, dropped whole")
+
+    def _close(self, connection: _Connection, selector: selectors.BaseSelector) -> None:
+        selector.unregister(connection.sock)
+        del self._connections[connection.sock.fileno()]
+        connection.sock.close()
+
+    def _drain_wake_ups(self) -> None:
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _push(self, lines: list[bytes]) -> None:
+        now = self.clock()
+        reading = self.reader.read(lines, now)
+        accepted, refused = reading.accepted, reading.refused
+        if reading.events:
+            head = item_head(now)
+            try:
+                self.buffer.push_items([head + event for event in reading.events])
+            except BufferFull:
+                refused[BUFFER_FULL] += accepted
+                accepted = 0
+                self._warn(BUFFER_FULL, "the buffer is full: lines are refused until a "
+                                        "flusher drains it (is one running? see /health)")
+            except RedisError as error:
+                refused[UNAVAILABLE] += accepted
+                accepted = 0
+                self._warn(UNAVAILABLE, f"the buffer does not answer, lines are refused: "
+                                        f"{error}")
+        self.counts.add(accepted, refused)
+        for refusal in reading.refusals:
+            self._warn(refusal.reason, f"refused {refusal.line!r} ({refusal.reason}): "
+                                       f"{refusal.message}")
+
+    def _warn(self, kind: str, message: str) -> None:
+        """Log `message`, unless a message of its `kind` was logged less than WARN_EVERY ago."""
+        now = time.monotonic()
+        if now - self._warned.get(kind, -WARN_EVERY) >= WARN_EVERY:
+            self._warned[kind] = now
+            log.warning("statsd: %s (logged at most every %g s; /health counts every line)",
+                        message, WARN_EVERY)
