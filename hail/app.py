@@ -20,6 +20,7 @@ from hailwhale.config import Config
 from whale import idempotency
 from whale.access import install_access, route_access
 from whale.ingest import read_events
+from whale.metrics import add_metrics
 from whale.openapi import openapi_spec
 from whale.web import (
     PIXEL,
@@ -39,6 +40,7 @@ def make_hail_app(buffer: Buffer, config: Config, clock: Callable[[], float] = t
     app = Bottle()
     periods, limits = config.periods, config.limits
     add_cors_hook(app, config.allowed_origins)
+    add_metrics(app, clock, buffer.health)
     add_error_handling(app, unavailable=BUFFER_UNAVAILABLE)
 
     def buffered() -> None:
@@ -47,12 +49,12 @@ def make_hail_app(buffer: Buffer, config: Config, clock: Callable[[], float] = t
         events = read_events(request, periods=periods, limits=limits, now=now)
         buffer.push(events, now, request_key)
 
-    @app.route("/count", method=["GET", "POST"], access="write")
+    @app.route("/count", method=["GET", "POST"], access="write", ingest=True)
     def count() -> HTTPResponse:
         buffered()
         return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain"})
 
-    @app.get("/count.gif", access="write")
+    @app.get("/count.gif", access="write", ingest=True)
     def count_gif() -> HTTPResponse:
         buffered()
         return HTTPResponse(

@@ -9,8 +9,8 @@ Two sources, joined at each scrape:
   wrote there, so whichever gunicorn worker answers, the figures are the same;
   without it, this process's own.
 * what the buffer's Redis holds now (events waiting, their bytes and age, batches in
-  flight, dead letters waiting, the flusher's heartbeat, StatsD lines), read at the
-  scrape, so it is right whatever process answers.
+  flight, dead letters waiting, the flusher's heartbeat, the StatsD listener's lines
+  by outcome), read at the scrape, so it is right whatever process answers.
 
 No figure names a pk, dimension or metric.
 """
@@ -46,20 +46,17 @@ Health = Callable[[float, float], tuple[dict, list[str]]]  # (now, max_lag): sta
 class BufferFigures:
     """Collector: what a Hail buffer's Redis holds now, read at each scrape.
 
-    `health` is the buffer's (hail/buffer.py); `statsd_lines`, if given, reads the
-    StatsD listener's counts: `received`, `accepted` and `refused:<reason>` -> lines.
+    `health` is the buffer's (hail/buffer.py): its stats, with the StatsD listener's
+    line counts (hail/statsd.py) once one has run on the buffer.
     """
 
-    def __init__(self, health: Health, clock: Callable[[], float],
-                 statsd_lines: Callable[[], Mapping[str, int]] | None = None):
+    def __init__(self, health: Health, clock: Callable[[], float]):
         self.health = health
         self.clock = clock
-        self.statsd_lines = statsd_lines
 
     def collect(self) -> Iterator[Metric]:
         try:
             stats, _ = self.health(self.clock(), math.inf)
-            lines = self.statsd_lines() if self.statsd_lines else None
         except RedisError:
             log.warning("/metrics: the buffer does not answer")
             yield _gauge("buffer_up", "1 if the buffer's Redis answered this scrape, else 0", 0)
@@ -78,24 +75,24 @@ class BufferFigures:
         beat = stats["last_flusher_beat_age_seconds"]
         yield _gauge("flusher_heartbeat_age_seconds", "Seconds since a flusher last said it "
                      "was alive (+Inf: never)", math.inf if beat is None else beat)
-        if lines is not None:
-            yield from _statsd(lines)
+        if stats.get("statsd"):
+            yield from _statsd(stats["statsd"])
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(f"hailwhale_{name}", documentation, value=value)
 
 
-def _statsd(lines: Mapping[str, int]) -> Iterator[Metric]:
+def _statsd(lines: Mapping) -> Iterator[Metric]:
+    """`received`, `accepted` and `refused_by_reason` lines, as hail/statsd.py counts them."""
     yield CounterMetricFamily("hailwhale_statsd_lines_received", "StatsD lines received",
-                              value=lines.get("received", 0))
+                              value=lines["received"])
     yield CounterMetricFamily("hailwhale_statsd_lines_accepted", "StatsD lines buffered as "
-                              "events", value=lines.get("accepted", 0))
+                              "events", value=lines["accepted"])
     refused = CounterMetricFamily("hailwhale_statsd_lines_refused", "StatsD lines dropped, "
                                   "by reason", labels=["reason"])
-    for name, count in sorted(lines.items()):
-        if name.startswith("refused:"):
-            refused.add_metric([name.partition(":")[2]], count)
+    for reason, count in sorted(lines["refused_by_reason"].items()):
+        refused.add_metric([reason], count)
     yield refused
 
 
@@ -112,8 +109,8 @@ def scrape(collector: BufferFigures | None = None) -> CollectorRegistry:
     return registry
 
 
-def add_metrics(app: Bottle, clock: Callable[[], float], buffer_health: Health | None = None,
-                statsd_lines: Callable[[], Mapping[str, int]] | None = None) -> None:
+def add_metrics(app: Bottle, clock: Callable[[], float],
+                buffer_health: Health | None = None) -> None:
     """Record `app`'s requests and events, and serve `/metrics`; call it before
     add_error_handling (whale/web.py), so that its figures see the errors mapped.
 
@@ -121,7 +118,7 @@ def add_metrics(app: Bottle, clock: Callable[[], float], buffer_health: Health |
     read key guards elsewhere. Prometheus sends it as `Authorization: Bearer <key>`.
     """
     install_telemetry(app)
-    buffer = BufferFigures(buffer_health, clock, statsd_lines) if buffer_health else None
+    buffer = BufferFigures(buffer_health, clock) if buffer_health else None
 
     @app.get("/metrics", access="read")
     def metrics() -> HTTPResponse:
