@@ -119,7 +119,8 @@ class HailWhale:
             start = None if start_at is None else to_epoch(start_at, now, "start_at")
             end = None if end_at is None else to_epoch(end_at, now, "end_at")
             query = replace(query, range=TimeRange(start, end))
-        return query, queries.windows(self.periods, query, period, now, every)
+        return query, queries.windows(self.periods, query, period, now, every,
+                                      names=("start_at", "end_at"))
 
     def plotpoints(
         self, dimensions: object = None, metrics: object = None,

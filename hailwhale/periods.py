@@ -88,11 +88,13 @@ class Window:
     """The buckets one answer covers: `period`'s, bucket starts `buckets`.
 
     `ranged`: a time range (`from`, `to`) chose them, so the answer names the period.
+    `past`: they end before the bucket holding now.
     """
 
     period: Period
     buckets: list[int]
     ranged: bool = False
+    past: bool = False
 
     @classmethod
     def latest(cls, period: Period, now: float) -> Window:

@@ -120,18 +120,18 @@ def say_span(seconds: int) -> str:
 
 def choose_window(periods: Periods, time_range: TimeRange, now: float, max_buckets: int,
                   wanted: Period | None = None, preferred_buckets: int | None = None,
-                  ) -> Window:
+                  names: tuple[str, str] = ("from", "to")) -> Window:
     """The window that answers `time_range`: in period `wanted`, or the finest that fits.
 
     `max_buckets` bounds the buckets per series. `preferred_buckets` (a graph's width
     in points): rather the finest period of at most that many buckets, else the one
-    with the fewest.
+    with the fewest. `names`: what the caller calls the start and the end, for errors.
     """
     start = time_range.start
     end = now if time_range.end is None else min(time_range.end, now)
     if start is not None and start > end:
-        raise InvalidQuery("from", _after(start, end, now))
-    param, anchor = ("to", end) if start is None else ("from", start)
+        raise InvalidQuery(names[0], _after(start, end, now, names))
+    param, anchor = (names[1], end) if start is None else (names[0], start)
 
     def keeps(period: Period) -> bool:
         return anchor >= periods.reach(period.interval, now)
@@ -153,13 +153,15 @@ def choose_window(periods: Periods, time_range: TimeRange, now: float, max_bucke
     if not fitting:
         fewest = min(keeping, key=size)
         others = [p for p in every if size(p) <= max_buckets]
+        alone = f"{names[1]} alone" if start is None else None
         raise InvalidQuery(param, _too_many(fewest, size(fewest), max_buckets, wanted, others,
-                                            alone=start is None))
+                                            alone, names[0]))
     chosen = fitting[0]
     if preferred_buckets:
         small = [p for p in fitting if size(p) <= preferred_buckets]
         chosen = small[0] if small else min(fitting, key=size)
-    return Window(chosen, chosen.range_window(*span(chosen)), ranged=True)
+    buckets = chosen.range_window(*span(chosen))
+    return Window(chosen, buckets, ranged=True, past=buckets[-1] < chosen.bucket(now))
 
 
 def _finest_first(periods: Sequence[Period], anchor: float, now: float) -> list[Period]:
@@ -179,12 +181,14 @@ def _kept_by(periods: Periods) -> str:
     return ", ".join([f"{first} keeps {span}", *said[1:]])
 
 
-def _after(start: float, end: float, now: float) -> str:
+def _after(start: float, end: float, now: float, names: tuple[str, str]) -> str:
+    first, last = names
     if start > now:
-        hint = " (from is in epoch seconds, not milliseconds)" if start > _MILLISECONDS else ""
-        return (f"from ({show_time(start)}) is in the future{hint}: a range ends at now at "
-                "the latest; give a from before now")
-    return f"from ({show_time(start)}) is after to ({show_time(end)}): give a from before to"
+        hint = f" ({first} is in epoch seconds, not milliseconds)" if start > _MILLISECONDS else ""
+        return (f"{first} ({show_time(start)}) is in the future{hint}: a range ends at now at "
+                f"the latest; give a {first} before now")
+    return (f"{first} ({show_time(start)}) is after {last} ({show_time(end)}): give a {first} "
+            f"before {last}")
 
 
 def _too_old(periods: Periods, param: str, anchor: float, now: float,
@@ -202,13 +206,14 @@ def _too_old(periods: Periods, param: str, anchor: float, now: float,
 
 
 def _too_many(period: Period, count: int, max_buckets: int, wanted: Period | None,
-              others: list[Period], alone: bool) -> str:
+              others: list[Period], alone: str | None, first: str) -> str:
+    """`alone`: how the end alone is spelled (`to alone`), when no start was given."""
     bound = f"at most {max_buckets} per series ({limit_var('points')})"
     most = f"a range of at most {short_span(max_buckets * period.interval)}"
-    what = f"to alone reads {period.name}'s length, which" if alone else "this range"
+    what = f"{alone} reads {period.name}'s length, which" if alone else "this range"
     if wanted is None:
         return (f"{what} is {count:,} buckets even in {period.name}, the coarsest period "
                 f"that keeps it; {bound}: ask for {most}")
     instead = f"use period {others[0].name}, or " if others else ""
     return (f"{what} is {count:,} buckets of {short_span(period.interval)}; {bound}: "
-            f"{instead}{'give from too, ' if alone else ''}{most}")
+            f"{instead}{f'give {first} too, ' if alone else ''}{most}")

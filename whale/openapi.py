@@ -36,6 +36,7 @@ from whale.openapi_parts import (
     param,
 )
 from whale.pages import EMBED_PARAMS
+from whale.query_params import PERIOD_HEADER
 
 # Every endpoint takes these two (whale/access.py reads the key).
 _ALWAYS = [
@@ -68,7 +69,8 @@ def _or_empty(schema: dict) -> dict:
 
 
 def _query_params(config: Config, every_period: bool = False) -> list[dict]:
-    period = "A configured period" + (" (default: every one)" if every_period else "")
+    period = "A configured period" + (" (default: every one; one with from or to)"
+                                      if every_period else "")
     limits = config.limits
     return [
         param("pk", "Category path"),
@@ -87,6 +89,13 @@ def _query_params(config: Config, every_period: bool = False) -> list[dict]:
         param("limit", f"Children per parent at most (0 = the most, {limits.query_limit})",
                _or_empty({"type": "integer", "minimum": 0, "maximum": limits.query_limit})),
         param("sort", "The metric that ranks children"),
+        param("from", "Start of a time range: epoch seconds, ISO 8601 (UTC when no zone), "
+                      "now, or before now (-15m, -6h, -2d, -1w, -1mo, -1y). Without a "
+                      "period, the finest that keeps it answers (the "
+                      f"{PERIOD_HEADER} header names it); at most "
+                      f"{limits.points} buckets per series"),
+        param("to", "End of a time range, spelled as from; default (and at the latest) "
+                    "now. Alone: the period's length ending there"),
         param("tzoffset", "Ignored (the original plugin sent it): buckets are UTC",
                deprecated=True),
         *_ALWAYS,
@@ -122,10 +131,13 @@ def _count(config: Config, summary: str) -> dict:
 
 
 def _query(config: Config, summary: str, schema: dict, every_period: bool = False) -> dict:
+    answered = {PERIOD_HEADER: {
+        "description": "The period that answered a time range (from, to); absent otherwise",
+        "schema": {"type": "string", "enum": config.periods.names}}}
     return {"get": {
         "summary": summary,
         "parameters": _query_params(config, every_period),
-        "responses": {"200": ok(summary, schema=schema), "400": BAD,
+        "responses": {"200": {**ok(summary, schema=schema), "headers": answered}, "400": BAD,
                       "503": error("The store is unavailable, or the query ran past "
                                     f"{ENV_VARS['query_timeout']} and was stopped")},
     }}

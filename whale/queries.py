@@ -44,6 +44,7 @@ _KEYS_PER_READ = 1000
 _KEPT_POINTS = 100_000
 _PARENTS_PER_READ = 10
 _TOTALS_PER_CHECK = 500
+HITS = "hits"  # every event adds 1 to it unless it sets it itself
 
 
 def clean(value: float) -> Number:
@@ -69,6 +70,7 @@ class Reader:
         self.query = query
         self.period = window.period
         self.window = window.buckets
+        self.past = window.past
         self.deadline = query.deadline
         self.kinds = store.metric_kinds(query.pk)
         self._points: dict[tuple[Path, str], list[Number]] = {}
@@ -136,7 +138,14 @@ class Reader:
         found: list[list[str]] = []
         for batch in _batches(parents, _PARENTS_PER_READ, self.deadline):
             found += self.store.children_of_many(self.query.pk, batch, since)
-        return [[(*parent, name) for name in names] for parent, names in zip(parents, found)]
+        children = [[(*parent, name) for name in names] for parent, names in zip(parents, found)]
+        if not self.past:
+            return children
+        # The index knows when a child was last seen, not whether it was seen in a window
+        # that ended before: a child counted in the window has hits there (every event adds
+        # hits), one seen only later has none.
+        self.load_totals([child for kids in children for child in kids], [HITS])
+        return [[child for child in kids if self._totals[(child, HITS)]] for kids in children]
 
     def ranked(self, parent: Path, children: list[Path], threshold: float | None,
                limit: int | None) -> list[Path]:
@@ -195,16 +204,18 @@ def _all_names(query: Query) -> list[str]:
 
 
 def windows(periods: Periods, query: Query, period: PeriodSpec | None, now: float,
-            every: bool = False) -> list[Window]:
+            every: bool = False, names: tuple[str, str] = ("from", "to")) -> list[Window]:
     """The windows that answer `query`, with the `period` asked for (None or "": none).
 
-    With a time range: one, in `period` or the period hailwhale/times.py picks.
-    Without: the latest window of `period`, or of the first configured one (of every
-    one with `every`, as /totals answers).
+    With a time range: one, in `period` or the period hailwhale/times.py picks
+    (`names`: of its start and end, for errors). Without: the latest window of
+    `period`, or of the first configured one (of every one with `every`, as /totals
+    answers).
     """
     wanted = None if period is None or period == "" else periods.find(period)
     if query.range is not None:
-        return [choose_window(periods, query.range, now, query.max_buckets, wanted)]
+        return [choose_window(periods, query.range, now, query.max_buckets, wanted,
+                              names=names)]
     if wanted is None and every:
         return [Window.latest(p, now) for p in periods.periods]
     return [Window.latest(wanted or periods.find(None), now)]
