@@ -21,6 +21,7 @@ from hailwhale.periods import bucket_start
 from tests.hail_helpers import make_store
 from tests.test_access import call
 from whale.app import make_app
+from whale.grafana_openapi import grafana_paths
 
 READ_KEY, WRITE_KEY = "r-grafana-0123456789", "w-grafana-0123456789"
 READ = {"X-HailWhale-Key": READ_KEY}
@@ -130,7 +131,7 @@ def test_metrics_lists_the_pks_metrics_with_the_builders_fields(app):
     assert [f["name"] for f in overall[0]["payloads"]] == [
         "pk", "dimensions", "depth", "threshold", "limit"]
     status, answer = post(app, "/grafana/metrics", README_METRICS)
-    assert status == 400 and "unknown parameter 'cloud'" in answer["error"]
+    assert status == 400 and "unknown payload field 'cloud'" in answer["error"]
     # A typed formula stays selectable, first; the builder reloads metrics per pk.
     status, shop = post(app, "/grafana/metrics",
                         {"metric": "dollars/hits", "payload": {"pk": "shop"}})
@@ -140,7 +141,7 @@ def test_metrics_lists_the_pks_metrics_with_the_builders_fields(app):
 
 def test_payload_options_drill_into_dimensions(app):
     status, answer = post(app, "/grafana/metric-payload-options", README_OPTIONS)
-    assert status == 400 and "unknown parameter 'namespace'" in answer["error"]
+    assert status == 400 and "unknown payload field 'namespace'" in answer["error"]
     asked = {"metric": "dollars", "payload": {"pk": "shop"}, "name": "pk"}
     assert post(app, "/grafana/metric-payload-options", asked) == (200, [
         {"label": "_ (overall)", "value": "[]"}, {"label": "shop", "value": '["shop"]'}])
@@ -191,12 +192,12 @@ def test_variables_list_pks_metrics_and_children(app):
 
 def test_query_answers_plotpoints_value_first(app):
     status, answer = post(app, "/grafana/query", README_QUERY)  # 2016: kept by no period
-    assert status == 400 and answer["param"] == "from"
-    assert answer["error"].startswith("from (2016-10-31T06:33:44Z) is older than every period")
+    assert status == 400 and answer["param"] == "range.from"
+    assert answer["error"].startswith("range.from (2016-10-31T06:33:44Z) is older than every")
     start, end = NOW - 7200, NOW
     ranged = {**README_QUERY, "range": grafana_range(start, end)}
     status, answer = post(app, "/grafana/query", ranged)
-    assert status == 400 and "query A: unknown parameter 'additional'" in answer["error"]
+    assert status == 400 and "query A: unknown payload field 'additional'" in answer["error"]
     document = {**ranged, "maxDataPoints": 1000,
                 "targets": [
                     {"target": "dollars", "refId": "A",
@@ -261,9 +262,9 @@ def test_builder_fields_and_variables_arrive_regex_escaped(app):
 @pytest.mark.parametrize("target, payload, param, says", [
     ("dollars/", {"pk": "shop"}, "metrics", "query A: "),
     ("dollars", {"pk": "shop", "depth": "9"}, "depth", "depth must be between 0 and 3"),
-    ("dollars", {"pk": "shop", "metrics": "x"}, "metrics", "unknown parameter 'metrics'"),
+    ("dollars", {"pk": "shop", "metrics": "x"}, "metrics", "unknown payload field 'metrics'"),
     ("dollars", "not an object", "payload", "a payload is a JSON object"),
-    (7, {}, "target", "a target's target is a string"),
+    (7, {}, "target", "target is a string, not 7"),
 ])
 def test_a_bad_target_is_a_400_that_says_what_is_wrong(app, target, payload, param, says):
     document = {"range": grafana_range(NOW - 600, NOW), "targets": [
@@ -302,3 +303,11 @@ def test_the_provisioning_example_reaches_whale_with_the_read_key(app, monkeypat
     assert value == "$HAILWHALE_READ_KEY"
     status, _, _ = call(app, "/grafana/", headers={name: READ_KEY})
     assert status == 200
+
+
+def test_the_openapi_description_covers_every_grafana_route(app):
+    described = grafana_paths(Config(), [])
+    routes = {(route.rule, route.method) for route in app.routes
+              if route.rule.startswith("/grafana") and route.method != "OPTIONS"}
+    assert routes == {(path, method.upper()) for path, operations in described.items()
+                      for method in operations}

@@ -31,14 +31,16 @@ from hailwhale.exceptions import InvalidQuery
 from hailwhale.formulas import parse_metric
 from hailwhale.keys import Path, dim_key
 from hailwhale.times import TimeRange, choose_window
-from hailwhale.values import parse_path
+from hailwhale.values import parse_path, show
 from whale.deadline import Deadline
 from whale.grafana_requests import (
     asked_targets,
+    check_query,
     max_data_points,
     payload_fields,
     range_start,
     read_document,
+    text_field,
     time_range,
     unescape,
 )
@@ -50,7 +52,7 @@ from whale.web import json_response
 _PAYLOAD = frozenset({"pk", "category", "dimensions", "dimension", "depth", "threshold",
                       "limit", "sort"})
 _VARIABLE = frozenset({"target", "pk", "category", "dimensions", "dimension"})
-_VARIABLE_QUERIES = ("pks", "metrics", "dimensions")
+VARIABLE_QUERIES = ("pks", "metrics", "dimensions")
 _DEPTHS = ["the dimension alone", "and its children", "and grandchildren",
            "and great-grandchildren"][:MAX_DEPTH + 1]
 # The fields of the query builder, the same for every metric: selects ask
@@ -95,13 +97,15 @@ def add_grafana_routes(app: Bottle, store: Store, config: Config,
     def since() -> float:
         return clock() - config.periods.longest
 
-    def pks() -> list[Path]:
-        return [(), *(parse_path(pk, "pk", config.limits) for pk in sorted(store.pks(since())))]
+    def pks(start: float) -> list[Path]:
+        """Overall, then every pk seen since `start`."""
+        return [(), *(parse_path(pk, "pk", config.limits) for pk in sorted(store.pks(start)))]
 
     @app.get("/grafana", access="read")
     @app.get("/grafana/", access="read")
     def grafana_health() -> HTTPResponse:
         """"Save & test": 200 when the store answers and the key is right."""
+        check_query()
         store.redis.ping()
         return json_response({"status": "ok"})
 
@@ -111,10 +115,9 @@ def add_grafana_routes(app: Bottle, store: Store, config: Config,
         document = read_document(config.limits)
         query = _parsed(payload_fields(document.get("payload"), _PAYLOAD), config)
         names = sorted(store.metric_kinds(query.pk))
-        current = document.get("metric")  # a typed formula stays selectable
-        if isinstance(current, str) and (current := unescape(current).strip()) \
-                and current not in names and _is_metric(current, config):
-            names.insert(0, current)
+        current = unescape(text_field(document, "metric") or "").strip()
+        if current and current not in names and _is_metric(current, config):
+            names.insert(0, current)  # a formula typed in the builder stays selectable
         return json_response([{"label": name, "value": name, "payloads": _FIELDS}
                               for name in names])
 
@@ -122,10 +125,10 @@ def add_grafana_routes(app: Bottle, store: Store, config: Config,
     def grafana_payload_options() -> HTTPResponse:
         """The choices of the builder field `name`: pks, dimensions to drill into, depths."""
         document = read_document(config.limits)
-        name = document.get("name")
+        name = text_field(document, "name")
         query = _parsed(payload_fields(document.get("payload"), _PAYLOAD), config)
         if name in ("pk", "category"):
-            return json_response([_option(pk) for pk in pks()])
+            return json_response([_option(pk) for pk in pks(since())])
         if name in ("dimensions", "dimension"):
             path = query.path
             children = store.children(query.pk, path, since())
@@ -141,23 +144,21 @@ def add_grafana_routes(app: Bottle, store: Store, config: Config,
     def grafana_variable() -> HTTPResponse:
         """A variable's values: `pks`, `metrics` (of a pk) or `dimensions` (children)."""
         document = read_document(config.limits)
-        payload = document.get("payload")
-        fields = payload_fields({"target": payload} if isinstance(payload, str) else payload,
-                          _VARIABLE)
+        fields = payload_fields(document.get("payload"), _VARIABLE)
         what = fields.pop("target", None)
         what = what.strip() if isinstance(what, str) else what
         query = _parsed(fields, config)
+        start = range_start(document.get("range"), clock(), since())  # seen since
         if what == "pks":
-            values = [(dim_key(pk), path_value(pk)) for pk in pks()]
+            values = [(dim_key(pk), path_value(pk)) for pk in pks(start)]
         elif what == "metrics":
             values = [(name, name) for name in sorted(store.metric_kinds(query.pk))]
         elif what == "dimensions":
-            start = range_start(document.get("range"), clock(), since())
             values = [(child, path_value((*query.path, child)))
                       for child in store.children(query.pk, query.path, start)]
         else:
             raise InvalidQuery("target", f"a variable's query is one of "
-                               f"{', '.join(_VARIABLE_QUERIES)}, not {what!r}; with Raw JSON "
+                               f"{', '.join(VARIABLE_QUERIES)}, not {show(what)}; with Raw JSON "
                                'on: {"target": "dimensions", "pk": $pk, "dimensions": $dim}')
         return json_response([{"__text": text, "__value": value} for text, value in values])
 
@@ -168,7 +169,8 @@ def add_grafana_routes(app: Bottle, store: Store, config: Config,
         now = clock()
         start, end = time_range(document.get("range"), now)
         window = choose_window(config.periods, TimeRange(start, end), now, config.limits.points,
-                               preferred_buckets=max_data_points(document.get("maxDataPoints")))
+                               preferred_buckets=max_data_points(document.get("maxDataPoints")),
+                               names=("range.from", "range.to"))
         deadline = Deadline(config.query_timeout)  # one for the whole request
         left = config.limits.answer_points
         answer = []

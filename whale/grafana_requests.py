@@ -20,9 +20,9 @@ from bottle import request
 from hailwhale.config import Limits
 from hailwhale.exceptions import InvalidQuery
 from hailwhale.times import parse_time
-from hailwhale.values import loads
+from hailwhale.values import loads, show
 from whale.ingest import read_body
-from whale.query_params import check_params
+from whale.query_params import ALWAYS_ACCEPTED, check_params
 
 _REGEX_ESCAPED = re.compile(r"\\([\\^$*+?.()|\[\]{}/])")
 _RANGE = '{"from": "2024-05-01T06:00:00Z", "to": "2024-05-01T12:00:00Z"}'
@@ -34,8 +34,17 @@ def unescape(text: str) -> str:
     return _REGEX_ESCAPED.sub(r"\1", text)
 
 
+def check_query() -> None:
+    """A 400 for a query string parameter: the plugin sends everything in the body."""
+    for name, _ in request.query.decode().allitems():
+        if name not in ALWAYS_ACCEPTED:
+            raise InvalidQuery(name[:100], f"unknown parameter {name[:100]!r}: /grafana/... "
+                                           "reads a JSON body, as Grafana's plugin sends it")
+
+
 def read_document(limits: Limits) -> dict:
     """The request's JSON object (an empty body: `{}`); a 400 for anything else."""
+    check_query()
     body = read_body(request, limits)
     document = loads(body, "body") if body.strip() else {}
     if not isinstance(document, dict):
@@ -44,14 +53,26 @@ def read_document(limits: Limits) -> dict:
     return document
 
 
+def text_field(document: dict, name: str) -> str | None:
+    """The string `document[name]`; None when absent or null, a 400 when not a string."""
+    value = document.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidQuery(name, f"{name} is a string, not {show(value)}")
+    return value
+
+
 def payload_fields(value: object, known: frozenset[str]) -> dict[str, object]:
     """A payload's fields, checked like query parameters; escaped path texts unescaped."""
-    if value is None or value == "":
+    if value is None:
         return {}
     if not isinstance(value, dict):
         raise InvalidQuery("payload", 'a payload is a JSON object, e.g. {"pk": "shop", '
                                       '"dimensions": "sales", "depth": 1}')
-    fields = check_params(value.items(), known)
+    unknown = next((name for name in value if name not in known), None)
+    if unknown is not None:
+        raise InvalidQuery(unknown[:100], f"unknown payload field {unknown[:100]!r}; a payload "
+                                          f"takes {', '.join(sorted(known))}")
+    fields = check_params(value.items(), known)  # an alias and its name: a 400
     return {name: unescape(v) if isinstance(v, str) and v.startswith("\\[") else v
             for name, v in fields.items()}
 
@@ -68,9 +89,7 @@ def time_range(value: object, now: float) -> tuple[float, float]:
 
 def range_start(value: object, now: float, default: float) -> float:
     """A variable request's `range.from` in epoch seconds; `default` without a range."""
-    if isinstance(value, dict) and isinstance(value.get("from"), str):
-        return parse_time(value["from"], now, "range.from")
-    return default
+    return default if value is None else time_range(value, now)[0]
 
 
 def max_data_points(value: object) -> int | None:
@@ -87,9 +106,8 @@ def asked_targets(value: object, limits: Limits) -> list[dict]:
     """The request's targets that ask for something (a new query has no metric yet)."""
     if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
         raise InvalidQuery("targets", f"targets is a list of queries like {_TARGET}")
-    for name in ("target", "refId"):
-        if any(t.get(name) is not None and not isinstance(t[name], str) for t in value):
-            raise InvalidQuery(name, f"a target's {name} is a string, e.g. {_TARGET}")
+    for target in value:
+        text_field(target, "target"), text_field(target, "refId")
     asked = [target for target in value if (target.get("target") or "").strip()]
     if len(asked) > limits.query_metrics:
         raise InvalidQuery("targets", f"a request takes at most {limits.query_metrics} "
