@@ -3,13 +3,17 @@
 The supervisor is plain Python (no gevent) in one thread. It starts its children
 in order: the embedded Redis (unless a store URL is set), the flusher (`hailwhale
 flush`), the HTTP server (the same command again with `--http-only`: gunicorn's
-master, which forks the gevent workers). It restarts one that dies after a backoff
-(0.1 s doubling to 5 s, back to 0.1 s once a child has stayed up 10 s), logging
-each restart, and on SIGTERM or SIGINT stops them in reverse order: HTTP server,
-flusher, Redis last. Children run in their own session, so Ctrl-C reaches the
-supervisor alone and the order holds; each gets SIGTERM if the supervisor dies,
-even by SIGKILL (PDEATHSIG); gunicorn's workers exit within a second of their
-master (they check their parent).
+master, which forks the gevent workers) and, with `--statsd-port`, the StatsD
+listeners (`--statsd-only`). The command binds their ports before any child starts
+(hailwhale/process_cli.py: a busy port ends it at once, saying which) and passes
+them down (`pass_fds`), so a restarted child serves the same socket and clients
+wait in its queue meanwhile. Its banner shows once the HTTP server answers. It
+restarts a child that dies after a backoff (0.1 s doubling to 5 s, back to 0.1 s
+once a child has stayed up 10 s), logging each restart, and on SIGTERM or SIGINT
+stops them in reverse order, Redis last. Children run in their own session, so
+Ctrl-C reaches the supervisor alone and the order holds; each gets SIGTERM if the
+supervisor dies, even by SIGKILL (PDEATHSIG); gunicorn's workers exit within a
+second of their master (they check their parent).
 
 An embedded Redis that another process started (found running) is used, watched
 and never stopped; if it goes away, the supervisor starts one of its own.
@@ -36,6 +40,7 @@ log = logging.getLogger("hailwhale")
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
 STEADY = 10.0  # a child up this long counts as healthy: its backoff starts over
 WATCH = 1.0  # seconds between checks when no signal wakes us (an adopted Redis sends none)
+READY_POLL = 0.05  # seconds between two readiness checks before the banner
 
 
 class Child(Protocol):
@@ -63,10 +68,13 @@ class Program:
     """A command run as a child process that dies with us."""
 
     def __init__(self, name: str, argv: Sequence[str], *, stop_timeout: float = 30,
-                 fatal_at_start: bool = False):
+                 fatal_at_start: bool = False, pass_fds: Sequence[int] = ()):
         self.name = name
         self.argv = list(argv)
         self.stop_timeout = stop_timeout
+        # Sockets the supervisor bound, inherited by every run of the child: a restart
+        # keeps the port, and connections wait in its queue meanwhile.
+        self.pass_fds = tuple(pass_fds)
         # A first run that exits with an error before STEADY seconds (a port in use, an app
         # that does not load) ends the supervisor instead of being retried forever.
         self.fatal_at_start = fatal_at_start
@@ -80,7 +88,7 @@ class Program:
         linux = sys.platform.startswith("linux")
         self.process = subprocess.Popen(
             self.argv, stdin=subprocess.DEVNULL, start_new_session=True,
-            preexec_fn=die_with_parent(os.getpid()) if linux else None)
+            pass_fds=self.pass_fds, preexec_fn=die_with_parent(os.getpid()) if linux else None)
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -156,10 +164,13 @@ class Supervisor:
         self.children = list(children)
         self._stopping = False
 
-    def run(self, started: Callable[[], None] = lambda: None) -> int:
+    def run(self, started: Callable[[], None] = lambda: None,
+            ready: Callable[[], bool] = lambda: True) -> int:
         """Supervise until SIGTERM or SIGINT (0), or until a child fails at start (1).
 
-        `started` runs once every child has started (the banner).
+        `started` runs once, when every child has started and `ready()` is true (the
+        banner, once the HTTP server answers); `ready` is asked every READY_POLL seconds
+        until then.
         """
         wakeup_r, wakeup_w = os.pipe()
         for fd in (wakeup_r, wakeup_w):
@@ -177,8 +188,7 @@ class Supervisor:
                 watch.started_at = time.monotonic()
                 if self._stopping:
                     return 0
-            started()
-            return self._loop(watches, wakeup_r)
+            return self._loop(watches, wakeup_r, started, ready)
         finally:
             for watch in reversed(watches):
                 watch.child.stop()
@@ -191,7 +201,9 @@ class Supervisor:
     def _stop(self, *_: object) -> None:
         self._stopping = True
 
-    def _loop(self, watches: list[_Watch], wakeup: int) -> int:
+    def _loop(self, watches: list[_Watch], wakeup: int, started: Callable[[], None],
+              ready: Callable[[], bool]) -> int:
+        announced = False
         while not self._stopping:
             now = time.monotonic()
             restarted = False
@@ -204,8 +216,13 @@ class Supervisor:
                     now = time.monotonic()
             if restarted:
                 continue  # look again at once: a child may fail as it starts
+            if not announced and all(w.child.running() for w in watches) and ready():
+                announced = True
+                started()
+                continue  # `started` may take a while: look again at once
             due = [w.restart_at for w in watches if w.restart_at is not None]
-            timeout = max(0.0, min([WATCH, *(at - now for at in due)]))
+            timeout = max(0.0, min([WATCH if announced else READY_POLL,
+                                    *(at - now for at in due)]))
             if not self._stopping:
                 select.select([wakeup], [], [], timeout)
             try:

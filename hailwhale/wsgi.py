@@ -1,4 +1,4 @@
-"""The composition root: clients, Store, Buffer, Flusher and both apps, built from a Config.
+"""The composition root: clients, Store, Buffer, Flusher, the apps, StatsD, from a Config.
 
 Only this module (and the CLI, through it) turns URLs into Redis clients and wires
 the tiers together; the libraries below take what they need as arguments.
@@ -6,11 +6,16 @@ the tiers together; the libraries below take what they need as arguments.
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Sequence
+
 from bottle import Bottle
 
 from hail.app import make_hail_app
 from hail.buffer import Buffer
 from hail.flusher import Flusher
+from hail.statsd import StatsdListener
+from hail.statsd_lines import LineReader
 from hailwhale.config import Config
 from hailwhale.keys import KeySpace
 from whale.app import Buffering, make_app
@@ -50,6 +55,13 @@ def whale_app(config: Config, redis_url: str, buffer_url: str | None = None) -> 
         return make_app(store, config)
     buffer = buffer_for(config, buffer_url)
     return make_app(store, config, buffering(buffer, flusher_for(config, store, buffer)))
+
+
+def statsd_listener(config: Config, buffer_url: str,
+                    sockets: Sequence[socket.socket]) -> StatsdListener:
+    """A StatsD listener on `sockets` (UDP, TCP) buffering into `buffer_url`."""
+    return StatsdListener(buffer_for(config, buffer_url),
+                          LineReader(config.periods, config.limits), sockets)
 
 
 def hail_app(config: Config, buffer_url: str) -> Bottle:
