@@ -63,8 +63,8 @@ _FIELDS = [
     {"name": "dimensions", "label": "dimension", "type": "select",
      "placeholder": "_ (overall)", "width": 30},
     {"name": "depth", "type": "select", "placeholder": "0"},
-    {"name": "threshold", "type": "input", "placeholder": "0.1"},
-    {"name": "limit", "type": "input", "placeholder": "10"},
+    {"name": "threshold", "type": "input", "placeholder": str(Query.threshold)},
+    {"name": "limit", "type": "input", "placeholder": str(Query.limit)},
 ]
 
 
@@ -104,7 +104,7 @@ def add_grafana_routes(app: Bottle, store: Store, config: Config,
     @app.get("/grafana", access="read")
     @app.get("/grafana/", access="read")
     def grafana_health() -> HTTPResponse:
-        """"Save & test": 200 when the store answers and the key is right."""
+        """Grafana's "Save & test": 200 when the store answers and the key is right."""
         check_query()
         store.redis.ping()
         return json_response({"status": "ok"})

@@ -107,7 +107,8 @@ def asked_targets(value: object, limits: Limits) -> list[dict]:
     if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
         raise InvalidQuery("targets", f"targets is a list of queries like {_TARGET}")
     for target in value:
-        text_field(target, "target"), text_field(target, "refId")
+        for name in ("target", "refId"):
+            text_field(target, name)
     asked = [target for target in value if (target.get("target") or "").strip()]
     if len(asked) > limits.query_metrics:
         raise InvalidQuery("targets", f"a request takes at most {limits.query_metrics} "
