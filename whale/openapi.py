@@ -96,6 +96,9 @@ def _query_params(config: Config, every_period: bool = False) -> list[dict]:
                       f"{limits.points} buckets per series"),
         param("to", "End of a time range, spelled as from; default (and at the latest) "
                     "now. Alone: the period's length ending there"),
+        param("format", "series: lists in the server's order, each series with its key and "
+                        "path (/plotpoints, /totals); absent: objects keyed by dim_key",
+              {"type": "string", "enum": ["series", ""]}),
         param("tzoffset", "Ignored (the original plugin sent it): buckets are UTC",
                deprecated=True),
         *_ALWAYS,

@@ -49,18 +49,39 @@ def param(name: str, description: str, schema: dict | None = None, **extra: obje
 
 
 _NUMBERS = {"type": "object", "additionalProperties": {"type": "number"}}
-POINTS = {
+_BY_METRIC = {
     "type": "object",
     "additionalProperties": {
-        "type": "object",
-        "additionalProperties": {
-            "type": "array",
-            "items": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
-        },
+        "type": "array",
+        "items": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
     },
 }
-TOTALS = {"type": "object",
-           "additionalProperties": {"type": "object", "additionalProperties": _NUMBERS}}
+
+
+def _listed(values: str, schema: dict) -> dict:
+    """`format=series`: the series in the server's order, each with its dim_key and path."""
+    return {"type": "array", "items": {
+        "type": "object", "required": ["key", "path", values],
+        "properties": {"key": {"type": "string"},
+                       "path": {"type": "array", "items": {"type": "string"}},
+                       values: schema},
+    }}
+
+
+POINTS = {"anyOf": [
+    {"type": "object", "additionalProperties": _BY_METRIC},
+    {"type": "object", "required": ["period", "series"],
+     "properties": {"period": {"type": "string"}, "series": _listed("points", _BY_METRIC)}},
+]}
+TOTALS = {"anyOf": [
+    {"type": "object", "additionalProperties": {"type": "object",
+                                                "additionalProperties": _NUMBERS}},
+    {"type": "object", "required": ["periods"], "properties": {"periods": {
+        "type": "array", "items": {
+            "type": "object", "required": ["period", "series"],
+            "properties": {"period": {"type": "string"},
+                           "series": _listed("totals", _NUMBERS)}}}}},
+]}
 DIMENSIONS = {
     "type": "object",
     "required": ["period", "parent", "children"],
@@ -80,9 +101,11 @@ DIMENSIONS = {
 }
 META = {
     "type": "object",
-    "required": ["pks", "metrics", "periods"],
+    "required": ["pks", "pk_paths", "metrics", "periods"],
     "properties": {
         "pks": {"type": "array", "items": {"type": "string"}},
+        "pk_paths": {"type": "object", "description": "Each pk's path, by its dim_key",
+                     "additionalProperties": {"type": "array", "items": {"type": "string"}}},
         "metrics": {"type": "object",
                     "additionalProperties": {"type": "string", "enum": ["sum", "unique"]}},
         "periods": {"type": "array", "items": {"type": "string"}},

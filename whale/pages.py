@@ -17,7 +17,8 @@ import math
 import orjson
 from bottle import Bottle, HTTPResponse, request, static_file
 
-from hailwhale.config import Config
+from hailwhale.config import Config, Limits
+from hailwhale.exceptions import InvalidInput
 from hailwhale.resources import static_dir
 from hailwhale.values import parse_path
 from whale.query_params import check_params
@@ -123,8 +124,18 @@ def add_pages(app: Bottle, config: Config, store: Store | None = None) -> None:
         given = check_params(request.query.decode().allitems(), _META_PARAMS)
         pk = parse_path(given.get("pk"), "pk", config.limits)
         since = store.clock() - config.periods.longest
+        pks = sorted(store.pks(since))
         return json_response({
-            "pks": sorted(store.pks(since)),
+            "pks": pks,
+            "pk_paths": {key: _path_of(key, config.limits) for key in pks},
             "metrics": dict(sorted(store.metric_kinds(pk).items())),
             "periods": config.periods.names,
         })
+
+
+def _path_of(pk: str, limits: Limits) -> list[str]:
+    """The path of a pk as the pks index spells it (a dim_key), for a client to show."""
+    try:
+        return list(parse_path(pk, "pk", limits))
+    except InvalidInput:  # written under other limits: shown as its dim_key
+        return [pk]

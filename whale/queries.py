@@ -20,7 +20,7 @@ Window says which buckets of which period answer it (`windows`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from hailwhale.exceptions import InvalidQuery
 from hailwhale.formulas import Formula
@@ -238,21 +238,31 @@ def plotpoints_between(
     return window, plotpoints(store, query, window)
 
 
+def _series(paths: Sequence[Path], values: Callable[[Path], dict], name: str) -> list[dict]:
+    """`format=series`: each path's values with its dim_key and path, in order."""
+    return [{"key": dim_key(path), "path": list(path), name: values(path)} for path in paths]
+
+
 def plotpoints(store: Store, query: Query, window: Window) -> dict:
-    """`{dim_key: {metric: [[epoch_ms, value], ...]}}` for the window."""
+    """`{dim_key: {metric: [[epoch_ms, value], ...]}}` for the window; with
+    `format=series`, `{"period": p, "series": [{"key", "path", "points"}, ...]}`."""
     reader = Reader(store, query, window)
     paths = reader.selection()
     reader.spend(paths)
     reader.load(paths, _all_names(query))
-    out = {}
-    for path in paths:
+
+    def points(path: Path) -> dict:
         reader.deadline.check()
-        out[dim_key(path)] = {f.text: reader.points(path, f) for f in query.metrics}
-    return out
+        return {f.text: reader.points(path, f) for f in query.metrics}
+
+    if query.listed:
+        return {"period": window.period.name, "series": _series(paths, points, "points")}
+    return {dim_key(path): points(path) for path in paths}
 
 
 def totals(store: Store, query: Query, windows: Sequence[Window]) -> dict:
-    """`{period: {dim_key: {metric: total}}}`, each over its window (as plotpoints')."""
+    """`{period: {dim_key: {metric: total}}}`, each over its window (as plotpoints'); with
+    `format=series`, `{"periods": [{"period", "series": [{"key", "path", "totals"}]}]}`."""
     out = {}
     spent = 0
     for window in windows:
@@ -260,10 +270,16 @@ def totals(store: Store, query: Query, windows: Sequence[Window]) -> dict:
         paths = reader.selection()
         spent = reader.spend(paths, spent)
         reader.load_totals(paths, _all_names(query))
-        out[window.period.name] = {
-            dim_key(path): {f.text: reader.total(path, f) for f in query.metrics}
-            for path in paths
-        }
+
+        def totals_of(path: Path, reader: Reader = reader) -> dict:
+            return {f.text: reader.total(path, f) for f in query.metrics}
+
+        if query.listed:
+            out[window.period.name] = _series(paths, totals_of, "totals")
+        else:
+            out[window.period.name] = {dim_key(path): totals_of(path) for path in paths}
+    if query.listed:
+        return {"periods": [{"period": name, "series": series} for name, series in out.items()]}
     return out
 
 

@@ -20,8 +20,11 @@ MAX_DEPTH = 3
 # is accepted and ignored: windows are UTC buckets, the plugin shows local time.
 QUERY_PARAMS = frozenset({
     "pk", "category", "dimensions", "dimension", "metrics", "metric", "period", "depth",
-    "threshold", "limit", "sort", "tzoffset", "from", "to",
+    "threshold", "limit", "sort", "tzoffset", "from", "to", "format",
 })
+# `format=series`: /plotpoints and /totals as lists in the server's order, each series
+# with its path (what the jQuery plugin asks for), rather than objects keyed by dim_key.
+SERIES_FORMAT = "series"
 # Names the period that answered a time range (hailwhale/times.py chose it).
 PERIOD_HEADER = "X-HailWhale-Period"
 # Taken by every endpoint, even repeated (a proxy may add its own): `_`, a cache-buster
@@ -45,6 +48,7 @@ class Query:
     max_points: int = Limits.answer_points
     max_buckets: int = Limits.points  # per series, when a time range sets the window
     range: TimeRange | None = None  # `from` and `to`; None: the period's latest window
+    listed: bool = False  # format=series
     deadline: Deadline = field(default_factory=lambda: Deadline(None), compare=False)
 
 
@@ -155,8 +159,18 @@ def parse_query(
         max_points=limits.answer_points,
         max_buckets=limits.points,
         range=_time_range(params, now),
+        listed=_listed(params),
         deadline=deadline,
     )
+
+
+def _listed(params: Mapping[str, object]) -> bool:
+    given = _param(params, "format")
+    if given is not None and given != SERIES_FORMAT:
+        raise InvalidQuery("format", f"format is {SERIES_FORMAT!r} (lists, each series with "
+                                     f"its path) or absent (objects keyed by dim_key), "
+                                     f"not {_shown(str(given))!r}")
+    return given == SERIES_FORMAT
 
 
 def _time_range(params: Mapping[str, object], now: float | None) -> TimeRange | None:

@@ -105,7 +105,8 @@
         if (pk === '' || pk === '_') {
             return 'all events without a pk';
         }
-        return hw.toPath(pk).join(' › ');  // /meta names pks by dim_key
+        var path = meta.pk_paths[pk];  // /meta names pks by dim_key, with their paths
+        return path ? path.join(' › ') : pk;
     }
 
     function syncControls() {
@@ -245,24 +246,24 @@
         });
     }
 
-    /** answer: [[period, [[dim_key, {metric: total}], ...]], ...], as the server ranks them. */
+    /** answer: [[period, [[dim_key, {metric: total}, path], ...]], ...], as the server ranks them. */
     function renderTotals(answer) {
         var periods = [];
         var rowsOf = {};
-        var keys = [];  // every period's rows, in the server's order: the parent first
+        var rows = [];  // every period's rows, in the server's order: the parent first
         $.each(answer, function (i, period) {
-            var rows = rowsOf[period[0]] = {};
+            var byKey = rowsOf[period[0]] = {};
             periods.push(period[0]);
             $.each(period[1], function (j, row) {
-                rows[row[0]] = row[1];
-                if (keys.indexOf(row[0]) < 0) {
-                    keys.push(row[0]);
+                if (!rows.some(function (known) { return known[0] === row[0]; })) {
+                    rows.push(row);
                 }
+                byKey[row[0]] = row[1];
             });
         });
         function total(key, period) {
-            var row = rowsOf[period][key];
-            return row ? row[Object.keys(row)[0]] : null;
+            var totals = rowsOf[period][key];
+            return totals ? totals[Object.keys(totals)[0]] : null;
         }
         var $table = $('#totals').empty();
         var $head = $('<tr></tr>').appendTo($('<thead></thead>').appendTo($table));
@@ -272,15 +273,15 @@
         });
         var $body = $('<tbody></tbody>').appendTo($table);
         var parentPath = state.dimension;
-        $.each(keys, function (i, key) {
+        $.each(rows, function (i, row) {
+            var key = row[0];
+            var path = row[2];
             var $row = $('<tr></tr>').appendTo($body);
             var $name = $('<th scope="row"></th>').appendTo($row);
             if (i === 0) {
                 $row.addClass('parent');
                 $name.text(parentPath.length ? parentPath.join(' › ') : 'overall');
             } else {
-                // /totals names a child by its dim_key alone: its path is read from that.
-                var path = hw.toPath(key);
                 $('<button type="button"></button>').text(path.slice(parentPath.length).join(' › '))
                     .on('click', function () { drill(path); }).appendTo($name);
             }

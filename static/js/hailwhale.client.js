@@ -4,9 +4,9 @@
  *                                               metrics: {dollars: 500}});
  *
  * Needs jQuery (1.9+) only: a page that just counts loads this file alone.
- * Answers keep the server's order (it ranks children: largest first, ties by
- * name). JSON.parse does not: it moves integer-like keys ("404") to the front
- * of an object, so series() and rows() read the order from the answer's text.
+ * series() and rows() ask for the answers as lists (`format=series`): each series
+ * with its dim_key and its path, in the server's order (it ranks children: largest
+ * first, ties by name), so nothing is re-sorted or re-parsed here.
  */
 (function ($) {
     'use strict';
@@ -28,10 +28,7 @@
         return JSON.stringify(path);
     }
 
-    /**
-     * The path of a dimension given as an array, a name, a JSON list or a dim_key. Only for
-     * what answers no path: a URL, or an answer that names series by dim_key alone.
-     */
+    /** The path of a dimension given as an array, a name, a JSON list or a dim_key (a URL's). */
     function toPath(dimension) {
         if (dimension == null || dimension === '' || dimension === '_') {
             return [];
@@ -80,64 +77,9 @@
         return params;
     }
 
-    // -- answers in the server's order -------------------------------------------
-
-    function isIndex(key) {
-        return /^(0|[1-9][0-9]{0,9})$/.test(key) && +key < 4294967295;
-    }
-
-    /** The keys of every object in the JSON `text`, by nesting level, in the text's order. */
-    function keyOrder(text) {
-        var token = /"(?:[^"\\]|\\.)*"|[{}[\],]/g;
-        var open = [];
-        var levels = [];
-        var expectKey = false;
-        var match;
-        while ((match = token.exec(text)) !== null) {
-            var found = match[0];
-            if (found === '{' || found === '[') {
-                open.push(found);
-                expectKey = found === '{';
-                if (expectKey) {
-                    (levels[open.length] = levels[open.length] || []).push([]);
-                }
-            } else if (found === '}' || found === ']') {
-                open.pop();
-                expectKey = false;
-            } else if (found === ',') {
-                expectKey = open[open.length - 1] === '{';
-            } else {
-                if (expectKey) {
-                    var objects = levels[open.length];
-                    objects[objects.length - 1].push(JSON.parse(found));
-                }
-                expectKey = false;
-            }
-        }
-        return levels;
-    }
-
-    /**
-     * The JSON `text` with its objects `depth` levels down (and above) as [[key, value], ...]
-     * lists in the text's order; the text is scanned only when JSON.parse moved a key.
-     */
-    function inOrder(text, depth) {
-        var answer = JSON.parse(text);
-        var order = null;
-        var seen = [];
-        function pairs(object, level) {
-            var keys = Object.keys(object);
-            var index = seen[level] = (seen[level] || 0) + 1;
-            if (keys.some(isIndex)) {
-                order = order || keyOrder(text);
-                keys = order[level][index - 1];
-            }
-            return $.map(keys, function (key) {
-                var value = object[key];
-                return [[key, level < depth ? pairs(value, level + 1) : value]];
-            });
-        }
-        return pairs(answer, 1);
+    /** `format=series` answers as [[dim_key, values, path], ...], in the server's order. */
+    function entries(series, values) {
+        return $.map(series, function (one) { return [[one.key, one[values], one.path]]; });
     }
 
     // -- the client ----------------------------------------------------------------
@@ -154,8 +96,12 @@
             cache: false, traditional: true,
             headers: this.key ? {'X-HailWhale-Key': this.key} : {},
             converters: {
-                'text series': function (text) { return inOrder(text, 1); },
-                'text rows': function (text) { return inOrder(text, 2); }
+                'text series': function (text) { return entries(JSON.parse(text).series, 'points'); },
+                'text rows': function (text) {
+                    return $.map(JSON.parse(text).periods, function (period) {
+                        return [[period.period, entries(period.series, 'totals')]];
+                    });
+                }
             }
         });
     };
@@ -179,16 +125,17 @@
     Client.prototype.meta = function (params) { return this.get('/meta', params); };
 
     /**
-     * The graph the plugin's `options` ask for: /plotpoints as [[dim_key, {metric: points}],
-     * ...], the parent first, then each child followed by its own, in the server's order.
+     * The graph the plugin's `options` ask for: /plotpoints as [[dim_key, {metric: points},
+     * path], ...], the parent first, then each child followed by its own.
      */
     Client.prototype.series = function (options) {
-        return this.get('/plotpoints', graphParams(options), 'series');
+        return this.get('/plotpoints', $.extend(graphParams(options), {format: 'series'}),
+                        'series');
     };
 
-    /** /totals as [[period, [[dim_key, {metric: total}], ...]], ...], in the server's order. */
+    /** /totals as [[period, [[dim_key, {metric: total}, path], ...]], ...]. */
     Client.prototype.rows = function (params) {
-        return this.get('/totals', params, 'rows');
+        return this.get('/totals', $.extend({}, params, {format: 'series'}), 'rows');
     };
 
     /** A failed request in one sentence: the server's reason, or why there was no answer. */
@@ -217,5 +164,4 @@
     $.hailwhale.Client = Client;
     $.hailwhale.dimKey = dimKey;
     $.hailwhale.toPath = toPath;
-    $.hailwhale.keyPath = toPath;  // the name it had; a dim_key is one of the spellings toPath reads
 }(window.jQuery));

@@ -263,23 +263,19 @@
         return this.colorOf[entry.key];
     };
 
-    /**
-     * One entry per series, in the server's order: the parent first, then each child
-     * (ranked) followed by its own. /plotpoints names a series by its dim_key alone,
-     * so that is where a legend label and a drill-down path come from.
-     */
+    /** One entry per series, in the server's order: the parent first, then each child
+     * (ranked) followed by its own. */
     Widget.prototype.entriesOf = function (series) {
         var wanted = $.isArray(this.options.metric) ? this.options.metric[0] : this.options.metric;
-        var parent = null;
-        return $.map(series, function (pair) {
-            var byMetric = pair[1] || {};
+        var parent = series.length ? series[0][2] : [];
+        return $.map(series, function (entry) {
+            var byMetric = entry[1] || {};
             var points = byMetric[wanted] || byMetric[Object.keys(byMetric)[0]] || [];
-            var path = hw.toPath(pair[0]);
-            parent = parent || path;
+            var path = entry[2];
             var level = path.length - parent.length;
             var label = level === 0 ? (path.length ? path.join(' › ') : 'overall')
                                     : path.slice(parent.length).join(' › ');
-            return {key: pair[0], path: path, level: level, points: points, label: label};
+            return {key: entry[0], path: path, level: level, points: points, label: label};
         });
     };
 
