@@ -43,6 +43,7 @@ _SECONDS = re.compile(r"\d{1,12}", re.ASCII)
 _MAX_DIGITS = len(str(MAX_VALUE))
 _TIMERS = frozenset({"ms", "h", "d"})
 _TYPES = _TIMERS | {"c", "s"}
+_TO_TIME = '},"uniques":{},"at":'  # from the end of a line's sums to its time
 _CACHED = 10_000  # lines and shapes remembered; forgotten all at once past this
 # Where parse_event names a parameter, a StatsD user reads a part of the line.
 _PARTS = {"pk": "the pk tag: ", "dimensions": "the tags: ", "at": "the timestamp (|T): "}
@@ -81,7 +82,9 @@ class LineReader:
     def __init__(self, periods: Periods, limits: Limits):
         self.periods = periods
         self.limits = limits
-        # raw line -> an event's JSON up to `"at":`, a tuple of them, or a Refusal
+        # What follows the time in an event received now: every interval holds it.
+        self._after_time = ',"intervals":' + orjson.dumps(periods.intervals).decode() + "}"
+        # raw line -> an event's JSON up to its time, a tuple of them, or a Refusal
         self._lines: dict[bytes, str | tuple | Refusal] = {}
         # (name, timer or counter, tags) -> the JSON of its events up to their sums
         self._shapes: dict[tuple[str, bool, str], str] = {}
@@ -93,7 +96,7 @@ class LineReader:
         """
         reading = Reading()
         events, refused, cache = reading.events, reading.refused, self._lines
-        tail = f"{float(now)!r}}}"
+        tail = f"{float(now)!r}{self._after_time}"
         accepted = 0
         for line in lines:
             if not line:
@@ -177,11 +180,11 @@ class LineReader:
         head = self._shape(name, kind, tags, now)
         if timer:  # the sums after `hits`, as _metrics has them
             count = _json(1 if rate == 1 else _bounded(1 / rate))
-            spelled = [f'{head}"{name}":{_json(amount)},"{name}.count":{count}}},"at":'
+            spelled = [f'{head}"{name}":{_json(amount)},"{name}.count":{count}{_TO_TIME}'
                        for amount in amounts]
         else:
             spelled = [f'{head}"{name}":{_json(_bounded(amount / rate) if rate != 1 else amount)}'
-                       '},"at":' for amount in amounts]
+                       + _TO_TIME for amount in amounts]
         return spelled[0] if len(spelled) == 1 else tuple(spelled)
 
     def _shape(self, name: str, kind: str, tags: str, now: float) -> str:
@@ -191,10 +194,9 @@ class LineReader:
         shape = self._shapes.get(key)
         if shape is None:
             event = self._event(*self._tags(tags), _metrics(name, 1, 1, timer), None, now)
-            head = {"pk": event.pk, "paths": event.paths, "uniques": event.uniques,
-                    "intervals": event.intervals}
             hits = "" if name == HITS else f'"{HITS}":1,'
-            shape = orjson.dumps(head).decode()[:-1] + ',"sums":{' + hits
+            head = orjson.dumps({"pk": event.pk, "paths": event.paths}).decode()
+            shape = head[:-1] + ',"sums":{' + hits
             if len(self._shapes) >= _CACHED:
                 self._shapes.clear()
             self._shapes[key] = shape
@@ -290,7 +292,7 @@ def _json(value: int | float) -> str:
 def _up_to_time(event: Event) -> str:
     """Event.to_json's spelling of `event` up to its time: `"at":` ends it."""
     data = dict(vars(event))
-    del data["at"]
+    del data["at"], data["intervals"]
     return orjson.dumps(data).decode()[:-1] + ',"at":'
 
 
