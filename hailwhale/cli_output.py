@@ -16,7 +16,6 @@ its run of buckets, from 0 (or the lowest value, when negative) to the highest:
 from __future__ import annotations
 
 import math
-import shutil
 import sys
 import time
 import unicodedata
@@ -179,6 +178,8 @@ class Progress:
               flush=True)
 
     def _draw(self, text: str) -> None:
+        import shutil  # it imports bz2 and lzma: only a terminal needs it
+
         text = text[:shutil.get_terminal_size().columns - 1]
         self.stream.write("\r" + text + "\x1b[K")
         self.stream.flush()

@@ -1,14 +1,22 @@
-"""The `hailwhale` command: count, query, and serve on the embedded Redis."""
+"""The `hailwhale` command: count, query (tables, JSON, time ranges, over HTTP), serve on
+the embedded Redis, progress of long commands."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from hail.buffer import Buffer
+from hailwhale import HailWhale
+from hailwhale.cli import main
+from hailwhale.keys import KeySpace
 from hailwhale.processes import free_port
 from tests.servers import HAILWHALE, Served, command_env, get, wait_for
 
@@ -24,14 +32,125 @@ def test_count_and_query_from_a_shell(redis_url):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "OK"
     done = hailwhale("query", "plotpoints", "-d", "sales", "-m", "dollars", "--depth", "1",
-                     "--period", "15s:3h", HAILWHALE_REDIS_URL=redis_url)
+                     "--period", "15s:3h", "--json", HAILWHALE_REDIS_URL=redis_url)
     assert done.returncode == 0, done.stderr
     points = json.loads(done.stdout)
     # summed over the window: the clock may cross a 15 s boundary between the two commands
     assert sum(v for _, v in points["sales"]["dollars"]) == 500
     assert sum(v for _, v in points['["sales","p42"]']["dollars"]) == 500
-    done = hailwhale("query", "totals", "-m", "dollars/hits", "--redis-url", redis_url)
+    done = hailwhale("query", "totals", "-m", "dollars/hits", "--json", "--redis-url", redis_url)
     assert json.loads(done.stdout)["1d:1y"]["_"]["dollars/hits"] == 500
+
+
+def test_query_prints_tables_for_people(redis_client, redis_url, monkeypatch, capsys):
+    hw = HailWhale(redis=redis_client)
+    for dollars in (17099.11, 0.1):
+        hw.count(dimensions=["sales", "p42"], metrics={"dollars": dollars})
+    hw.count(dimensions=["sales", "p7"], metrics={"dollars": 3})
+
+    def table(*args: str) -> list[str]:
+        assert main(["query", *args, "--redis-url", redis_url]) == 0
+        return capsys.readouterr().out.splitlines()
+
+    assert table("totals", "-d", "sales", "-m", "dollars", "--depth", "1") == [
+        "dimension        metric     15s:3h     1h:7d     1d:1y",
+        "---------------  -------  --------  --------  --------",
+        "sales            dollars  17102.21  17102.21  17102.21",
+        '["sales","p42"]  dollars  17099.21  17099.21  17099.21',
+    ]  # p7 is under the 10% threshold
+    assert table("dimensions", "-d", "sales", "-m", '["dollars","hits"]')[3:] == [
+        'p42   ["sales","p42"]  17099.21     2',
+        'p7    ["sales","p7"]          3     1']
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    lines = table("plotpoints", "-d", "sales", "-m", "dollars")
+    monkeypatch.undo()
+    time.tzset()
+    assert lines[0].split() == ["time", "(JST)", "sales", "dollars"] and len(lines) == 720 + 6
+    last_bucket = datetime.strptime(lines[-5][:19], "%Y-%m-%d %H:%M:%S")
+    tokyo_now = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(hours=9)
+    assert abs((tokyo_now - last_bucket).total_seconds()) < 60
+    name, metric, low, high, last, graph = lines[-1].split()
+    assert (name, metric, low, high) == ("sales", "dollars", "0", "17102.21")
+    assert graph == "▁" * 59 + "█"  # 12 buckets a bar: all counted in the last one
+
+
+def test_query_takes_a_time_range(redis_client, redis_url, capsys):
+    hw = HailWhale(redis=redis_client)
+    hw.count(dimensions="sales", metrics={"dollars": 7}, at=time.time() - 90 * 60)
+    hw.count(dimensions="sales", metrics={"dollars": 5})
+
+    def totals(*times: str) -> dict:
+        assert main(["query", "totals", "-d", "sales", "-m", "dollars", *times, "--json",
+                     "--redis-url", redis_url]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    # the finest period that keeps the start answers, alone
+    assert totals("--from", "-1h") == {"15s:3h": {"sales": {"dollars": 5}}}
+    assert totals("--from", "-2h", "--to", "-1h") == {"15s:3h": {"sales": {"dollars": 7}}}
+    assert totals("--from", "-2d") == {"1h:7d": {"sales": {"dollars": 12}}}
+    done = hailwhale("query", "plotpoints", "-d", "sales", "--from", "-5y",
+                     "--redis-url", redis_url)
+    assert done.returncode == 2 and done.stderr.startswith("hailwhale: from: ")
+    assert "older than every period keeps" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_a_closed_pipe_ends_the_command_quietly(redis_url):
+    # 3600 rows of 4 columns: more than a pipe holds, so the reader leaves mid-way
+    reading = subprocess.Popen(
+        [*HAILWHALE, "query", "plotpoints", "-m", '["hits","a","b","c"]', "--periods", "1s:1h",
+         "--redis-url", redis_url], env=command_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    assert reading.stdout.readline().startswith(b"time")
+    reading.stdout.close()  # `| head -1`
+    assert reading.wait(timeout=60) == 141
+    assert reading.stderr.read() == b""
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_dead_letters_retry_shows_progress_on_a_terminal_and_a_summary(
+        redis_client, redis_url, monkeypatch, capsys):
+    hw = HailWhale(redis=redis_client)
+    buffer = Buffer(redis_client, KeySpace("hw"))
+    for n in range(30):
+        buffer.push([hw.event(dimensions=f"d{n}")], time.time())
+        batch = buffer.claim(1, time.time())
+        buffer.bury(batch.id, "planted", time.time(), 1)
+    ids = [letter["id"] for letter in buffer.dead_letters()]
+
+    assert main(["dead-letters", "drop", *ids[:10], "--redis-url", redis_url]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"{one}: dropped" for one in ids[:10]]
+    assert err.startswith("drop: 10 of 10 dead letters dropped in ")
+    assert len(err.splitlines()) == 1  # not a terminal: the summary alone
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    assert main(["dead-letters", "retry", "--all", "--redis-url", redis_url]) == 0
+    assert capsys.readouterr().out.count("applied, 1 events counted") == 20
+    shown = screen.getvalue()
+    assert shown.startswith("\rretry: 1 of 20 dead letters (5%), 1 applied\x1b[K")
+    summary = shown.rsplit("\r\x1b[K", 1)[1]  # the progress line cleared, then the summary
+    assert summary.startswith("retry: 20 of 20 dead letters applied, 20 events counted in ")
+    assert summary.endswith(" s\n")
+    assert hw.totals("d29", period="1d:1y")["1d:1y"]["d29"]["hits"] == 1
+
+
+def test_a_flood_forget_shows_progress_on_a_terminal(redis_client, redis_url, monkeypatch,
+                                                      capsys):
+    hw = HailWhale(redis=redis_client)
+    hw.store.count([hw.event(dimensions=["user", f"rnd{i}"]) for i in range(20)])
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    assert main(["guard", "forget", "user", "--redis-url", redis_url]) == 0
+    assert "forgot 20 children of user (pk _)" in capsys.readouterr().out
+    drawn, summary = screen.getvalue().split("\x1b[K\r\x1b[K")
+    assert drawn.startswith("\r") and "keys scanned" in drawn
+    assert summary.startswith(drawn[1:] + " in ")  # drawn once: fewer keys than a SCAN step
 
 
 def test_bad_input_is_an_error_naming_the_parameter(redis_url):
