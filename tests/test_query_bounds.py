@@ -201,7 +201,7 @@ ROUTES = ["/plotpoints", "/totals", "/dimensions"]
 @pytest.mark.parametrize("path", ROUTES)
 @pytest.mark.parametrize(("query", "param", "says"), [
     ("dimesions=user", "dimesions", "did you mean dimensions?"),
-    ("from=-6h", "from", "unknown parameter 'from'"),
+    ("since=-6h", "since", "unknown parameter 'since'"),
     ("dimensions=user&depth=1&depth=2", "depth", "'depth' is given twice"),
     ("metric=hits&metrics=dollars", "metrics", "'metrics' and 'metric' are one parameter"),
     ("pk=a&category=b", "category", "'category' and 'pk' are one parameter"),

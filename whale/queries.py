@@ -26,6 +26,7 @@ from hailwhale.exceptions import InvalidQuery
 from hailwhale.formulas import Formula
 from hailwhale.keys import Path, dim_key
 from hailwhale.periods import Periods, PeriodSpec, Window
+from hailwhale.selection import rank, tree_order
 from hailwhale.sums import exact_sum
 from hailwhale.times import TimeRange, choose_window
 from whale.deadline import Deadline
@@ -152,16 +153,10 @@ class Reader:
         """Children ranked by |sort total| descending, ties by name, then cut."""
         sort = self.query.sort
         self.load_totals([parent, *children], sort.names)
-        floor = abs(self.total(parent, sort)) * threshold if threshold else None
-        scored = []
+        totals = []
         for batch in _batches(children, _TOTALS_PER_CHECK, self.deadline):
-            scored += [(abs(self.total(child, sort)), child) for child in batch]
-        if floor is not None:
-            scored = [item for item in scored if item[0] >= floor]
-        scored.sort(key=lambda item: (-item[0], item[1][-1]))
-        if limit:
-            scored = scored[:limit]
-        return [child for _, child in scored]
+            totals += [(child, self.total(child, sort)) for child in batch]
+        return rank(self.total(parent, sort), totals, threshold, limit)
 
     def selection(self) -> list[Path]:
         """The parent, then the shown descendants, each child followed by its own."""
@@ -174,15 +169,7 @@ class Reader:
             level = [child for parent in level for child in tree[parent]]
             if not level:
                 break
-        ordered: list[Path] = []
-
-        def walk(path: Path) -> None:
-            ordered.append(path)
-            for child in tree.get(path, []):
-                walk(child)
-
-        walk(query.path)
-        return ordered
+        return tree_order(query.path, tree)
 
     def spend(self, paths: Sequence[Path], spent: int = 0) -> int:
         """`spent` plus the points `paths` make; past the query's bound, a 400 saying it."""
