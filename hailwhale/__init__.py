@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["HailWhale", "__version__"]
+__all__ = ["Client", "HailWhale", "__version__"]
 
 
 def __getattr__(name: str):
@@ -12,4 +12,8 @@ def __getattr__(name: str):
         from hailwhale.api import HailWhale
 
         return HailWhale
+    if name == "Client":
+        from hailwhale.client import Client
+
+        return Client
     raise AttributeError(f"module 'hailwhale' has no attribute {name!r}")
