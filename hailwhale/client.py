@@ -217,8 +217,8 @@ class Client:
             if len(self._pending) >= self.queue_size:
                 self.stats.dropped += 1
                 if not self._dropping:
-                    logger.warning("the queue of events for %s is full (%d): dropping new events "
-                                "until it drains", self.url, self.queue_size)
+                    logger.warning("the queue of events for %s is full (%d): dropping new "
+                                   "events until it drains", self.url, self.queue_size)
                 self._dropping += 1
                 return event
             if self._dropping:
@@ -275,8 +275,8 @@ class Client:
         events = [item for item in batch if self.periods.intervals_holding(item.at, now)]
         if len(events) < len(batch):
             self.stats.expired += len(batch) - len(events)
-            logger.warning("%d events were outside every period's window by the time they were "
-                        "sent; dropped", len(batch) - len(events))
+            logger.warning("%d events were outside every period's window by the time they "
+                           "were sent; dropped", len(batch) - len(events))
         key = uuid.uuid4().hex
         while events:
             answer = self._post(events, key)
@@ -291,7 +291,7 @@ class Client:
             if named is None or int(named[1]) >= len(events):
                 self.stats.refused += len(events)
                 logger.error("%s refused %d events (%d): %s%s", self.url, len(events),
-                          answer.status, message, _key_hint(answer.status, "write"))
+                             answer.status, message, _key_hint(answer.status, "write"))
                 return
             self.stats.refused += 1
             logger.error("%s refused an event: %s", self.url, message)
@@ -322,10 +322,10 @@ class Client:
                 delay = urllib3.Retry().parse_retry_after(answer.headers["Retry-After"])
             if time.monotonic() + delay > given_up:
                 logger.error("gave up sending %d events to %s after %g s: %s", len(events),
-                          self.url, self.retry_for, failure)
+                             self.url, self.retry_for, failure)
                 return None
             logger.warning("sending %d events to %s failed (%s); retrying in %.1f s",
-                        len(events), self.url, failure, delay)
+                           len(events), self.url, failure, delay)
             self.stats.retries += 1
             attempt += 1
             self._pause(delay)

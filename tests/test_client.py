@@ -15,6 +15,7 @@ import pytest
 
 from hailwhale import Client, HailWhale
 from hailwhale.client import KeyRefused, Unreachable
+from hailwhale.embedded import RedisServer
 from hailwhale.exceptions import InvalidEvent, InvalidQuery
 from hailwhale.processes import free_port
 from tests import servers
@@ -26,12 +27,14 @@ FAST = {"max_backoff": 0.2}  # retries in tests: a fraction of a second apart
 
 @pytest.fixture(scope="module")
 def whale(tmp_path_factory):
-    """One server with keys, on its own embedded Redis; each test counts under its own pk."""
-    home = tmp_path_factory.mktemp("client")
-    with Served("--data-dir", str(home / "data"), "--flush-interval", "0.05",
-                "--write-key", WRITE, "--read-key", READ, cwd=home) as served:
-        served.data = home / "data"
-        yield served
+    """One server with keys, on a Redis of its own; each test counts under its own pk."""
+    redis = RedisServer(tmp_path_factory.mktemp("client"), persist=False).start()
+    served = Served("--redis-url", redis.url, "--flush-interval", "0.05",
+                    "--write-key", WRITE, "--read-key", READ)
+    served.redis_url = redis.url
+    yield served
+    _kill(served)
+    redis.stop()
 
 
 @pytest.fixture
@@ -63,7 +66,7 @@ def test_counts_land_exactly_and_queries_answer_as_the_python_api(whale, client)
                       '["shop","p1"]': {"hits": 10, "n": sum(range(1, 30, 3))},
                       '["shop","p2"]': {"hits": 10, "n": sum(range(2, 30, 3))}}
 
-    with HailWhale(data_dir=str(whale.data)) as hw:  # the same store, read directly
+    with HailWhale(whale.redis_url) as hw:  # the same store, read directly
         query = dict(pk="exact", dimensions="shop", metrics=["n", "n/hits"], period="1h:7d")
         same = [
             lambda: client.plotpoints(depth=1, **query) == hw.plotpoints(depth=1, **query),
@@ -128,7 +131,7 @@ def test_a_bad_query_raises_what_the_python_api_raises(whale, client):
     with pytest.raises(InvalidQuery, match="configured periods: 15s:3h, 1h:7d") as error:
         client.totals(period="2h:9h")
     assert error.value.param == "period"
-    with HailWhale(data_dir=str(whale.data)) as hw, pytest.raises(InvalidQuery):
+    with HailWhale(whale.redis_url) as hw, pytest.raises(InvalidQuery):
         hw.totals(period="2h:9h")
     with pytest.raises(InvalidQuery, match="between 0 and 3"):
         client.plotpoints(depth=9)
@@ -233,7 +236,8 @@ def _serve_on(port: int, monkeypatch, *args: str) -> Served:
 
 
 def _kill(served: Served) -> None:
-    """SIGKILL a server and every process it started (its store is the test's Redis)."""
+    """SIGKILL a server and every process it started: quicker than a graceful stop, and
+    its store is a Redis of the test's, so nothing of it is lost."""
     for pid in [served.process.pid, *descendants(served.process.pid)]:
         os.kill(pid, signal.SIGKILL)
     served.stop()
@@ -261,7 +265,7 @@ def test_server_killed_and_restarted_nothing_lost_nothing_doubled(redis_url, mon
                               "before": {"hits": 50, "n": sum(range(50))},
                               "during": {"hits": 50, "n": sum(range(50, 100))}}
     finally:
-        _kill(served)  # quicker than a graceful stop, and nothing of it is left to save
+        _kill(served)
 
 
 def _python(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -315,7 +319,7 @@ def test_time_ranges_as_the_python_api_takes_them(whale, client):
     client.count(dimensions="ranged", metrics={"n": 2}, pk="range", at=timedelta(hours=3))
     assert client.flush()
     applied(whale.url)
-    with HailWhale(data_dir=str(whale.data)) as hw:
+    with HailWhale(whale.redis_url) as hw:
         query = dict(pk="range", dimensions="ranged", metrics=["n"])
         cases = [  # every spelling of a time the API takes
             ("plotpoints", dict(start_at=timedelta(hours=2))),
