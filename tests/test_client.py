@@ -143,10 +143,14 @@ def test_no_server_is_an_error_naming_the_url_and_never_blocks_count():
     with pytest.raises(Unreachable, match=f"no answer from HailWhale at {url}"):
         client.dimensions()
     client.count(pk="nowhere")  # queued: the app goes on
-    client.close(timeout=0)
+    client.close(timeout=0)  # what close() could not send in time is given up
     assert (client.stats.queued, client.stats.abandoned, client.stats.sent) == (1, 1, 0)
     with pytest.raises(RuntimeError, match="closed"):
         client.count()
+    with Client(url, retry_for=0.3, max_backoff=0.1) as brief:  # and what failed too long
+        brief.count(pk="nowhere")
+        assert brief.flush()
+        assert (brief.stats.abandoned, brief.stats.sent) == (1, 0)
 
 
 def test_a_full_queue_drops_new_events_counted_and_logged(whale, caplog):
