@@ -95,6 +95,45 @@ def test_query_takes_a_time_range(redis_client, redis_url, capsys):
     assert "older than every period keeps" in done.stderr and len(done.stderr.splitlines()) == 1
 
 
+def test_count_and_query_talk_to_a_server_over_http(redis_url, monkeypatch, capsys):
+    keys = {"HAILWHALE_WRITE_KEY": "w-secret", "HAILWHALE_READ_KEY": "r-secret"}
+    with Served("--redis-url", redis_url, "--no-buffer", **keys) as served:
+        done = hailwhale("count", "--url", served.url, "-d", '{"shop": "p1"}', "-m",
+                         '{"dollars": 5}', HAILWHALE_WRITE_KEY="w-secret")
+        assert (done.returncode, done.stdout) == (0, "OK\n"), done.stderr
+        done = hailwhale("count", "-m", "x", "--url", served.url)  # no write key
+        assert done.returncode == 1 and len(done.stderr.splitlines()) == 1
+        assert done.stderr.startswith("hailwhale: ") and "401" in done.stderr
+
+        def command(*args: str) -> tuple[int, str, str]:
+            code = main(list(args))
+            return code, *capsys.readouterr()
+
+        monkeypatch.setenv("HAILWHALE_URL", served.url)
+        monkeypatch.setenv("HAILWHALE_WRITE_KEY", "w-secret")
+        at = str(time.time() - 90 * 60)
+        assert command("count", "-d", "shop", "-m", '{"dollars": 2}', "--at", at)[:2] == \
+            (0, "OK\n")
+        code, out, err = command("query", "totals", "-d", "shop", "-m", "dollars", "--json",
+                                 "--period", "15s:3h", "--read-key", "r-secret")
+        assert json.loads(out) == {"15s:3h": {"shop": {"dollars": 7}}}, err
+        monkeypatch.setenv("HAILWHALE_READ_KEY", "r-secret")
+        code, out, err = command("query", "totals", "-d", "shop", "-m", "dollars", "--from",
+                                 "-1h", "--json")
+        assert json.loads(out) == {"15s:3h": {"shop": {"dollars": 5}}}, err
+        code, out, err = command("query", "dimensions", "-d", "shop")
+        assert out.splitlines()[-1].split() == ["p1", '["shop","p1"]', "1"], err
+
+        code, out, err = command("count", "-m", '{"x": "lots"}')
+        assert code == 2 and err.startswith("hailwhale: metrics: ")
+        monkeypatch.delenv("HAILWHALE_READ_KEY")
+        code, out, err = command("query", "totals")
+        assert code == 1 and err.startswith("hailwhale: ") and len(err.splitlines()) == 1
+        assert "HAILWHALE_READ_KEY" in err
+    code, out, err = command("query", "totals", "--url", served.url, "--redis-url", redis_url)
+    assert code == 2 and err.startswith("hailwhale: url: ")
+
+
 def test_a_closed_pipe_ends_the_command_quietly(redis_url):
     # 3600 rows of 4 columns: more than a pipe holds, so the reader leaves mid-way
     reading = subprocess.Popen(
