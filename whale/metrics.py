@@ -144,8 +144,8 @@ def metrics_openapi() -> dict:
 def shared_metrics_dir() -> Iterator[str]:
     """A directory in PROMETHEUS_MULTIPROC_DIR, inherited by the children started inside.
 
-    Each child (gunicorn's workers, the flusher, the StatsD listener) writes its
-    figures there and `/metrics` adds them up. The user's own directory if set (made
+    Each child that records figures (gunicorn's workers, the flusher) writes them
+    there, and `/metrics` adds them up. The user's own directory if set (made
     if missing, never emptied); else a fresh one, removed on the way out.
     """
     given = os.environ.get(MULTIPROC_DIR)

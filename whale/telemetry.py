@@ -3,8 +3,9 @@
 prometheus_client's counters and histograms, module-level as it wants them. When
 PROMETHEUS_MULTIPROC_DIR is set before this module is imported (`hailwhale serve` and
 `hail` set it for their children: whale/metrics.py), each process writes its figures
-to its own file there and `/metrics` adds the files up, so gunicorn's workers, the
-flusher and the StatsD listener all count into the same totals.
+to its own file there and `/metrics` adds the files up, so gunicorn's workers and the
+flusher all count into the same totals (the StatsD listener keeps its line counts in
+the buffer's Redis: hail/statsd.py).
 
 No label ever holds a pk, dimension or metric name: `endpoint` and `route` are route
 rules (`/count`, never the path asked for), `reason` and `kind` come from fixed sets.
@@ -25,7 +26,8 @@ from whale.web import REFUSAL
 # Series that multiprocess mode cannot keep: without them both modes show the same.
 prometheus_client.disable_created_metrics()
 
-# Why events were refused (whale/web.py's ErrorMapping names the first six).
+# Why events were refused: ErrorMapping (whale/web.py) names the first five, a 401 or
+# 403 of the access plugin is `unauthorized`, anything else `error`.
 REASONS = ("invalid", "too_large", "buffer_full", "unavailable", "poison", "unauthorized",
            "error")
 METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
