@@ -171,7 +171,12 @@ class Client:
             self._deadline = time.monotonic() + timeout
             self._cond.notify_all()
         self._closing.set()
+        abandoned = self.stats.abandoned
         self._sender.join(timeout + self.timeout)  # a request under way may take its timeout
+        left = self.stats.abandoned - abandoned + len(self._pending)
+        if left:
+            logger.error("closing: %d events could not be sent to %s in %g s", left, self.url,
+                         timeout)
         atexit.unregister(self.close)
         self._http.close()
 
@@ -305,8 +310,7 @@ class Client:
         given_up = time.monotonic() + self.retry_for
         attempt = 0
         while True:
-            if time.monotonic() >= self._deadline:
-                logger.error("closing: %d events could not be sent to %s", len(events), self.url)
+            if time.monotonic() >= self._deadline:  # close() says how many were left
                 return None
             try:
                 answer = self._http.request("POST", self._path + "/count", body=body,
