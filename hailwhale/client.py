@@ -323,7 +323,10 @@ class Client:
                 failure = f"{answer.status}: {_error_of(answer)[0]}"
             delay = min(self.max_backoff, 0.1 * 2**attempt) * random.uniform(0.5, 1)
             if answer is not None and answer.headers.get("Retry-After"):
-                delay = urllib3.Retry().parse_retry_after(answer.headers["Retry-After"])
+                try:
+                    delay = urllib3.Retry().parse_retry_after(answer.headers["Retry-After"])
+                except urllib3.exceptions.InvalidHeader:
+                    pass  # not seconds or a date: our own backoff
             if time.monotonic() + delay > given_up:
                 logger.error("gave up sending %d events to %s after %g s: %s", len(events),
                              self.url, self.retry_for, failure)
