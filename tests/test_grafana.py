@@ -185,6 +185,9 @@ def test_variables_list_pks_metrics_and_children(app):
                     {"payload": pasted(text, dim=tops[1]["__value"]), **ranged})[1]
     assert children == [{"__text": "p42", "__value": '["sales","p42"]'},
                         {"__text": "p7", "__value": '["sales","p7"]'}]
+    # The variable editor pastes them as JSON strings instead: the same paths.
+    as_strings = {"target": "dimensions", "pk": shop, "dimensions": tops[1]["__value"]}
+    assert post(app, "/grafana/variable", {"payload": as_strings, **ranged})[1] == children
     # Children active in the range: p7 sold last 10 minutes ago, p42 1 minute ago.
     lately = {"payload": pasted(text, dim='["sales"]'), "range": grafana_range(NOW - 300, NOW)}
     assert [c["__text"] for c in post(app, "/grafana/variable", lately)[1]] == ["p42"]
