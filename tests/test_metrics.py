@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -28,6 +29,7 @@ from hailwhale.config import Config, Limits
 from hailwhale.events import parse_event
 from hailwhale.exceptions import BufferFull, PoisonWrite
 from hailwhale.periods import DEFAULT_PERIODS, Periods
+from hailwhale.processes import free_port
 from hailwhale.wsgi import buffering
 from tests.hail_helpers import BUFFER_KEYS, make_store
 from tests.servers import Served, cmdline, get, wait_for
@@ -261,9 +263,11 @@ def test_the_openapi_path_item():
     assert "text/plain" in item["get"]["responses"]["200"]["content"]
 
 
-def test_figures_add_up_across_gunicorn_workers_and_the_flusher(redis_url):
+def test_figures_add_up_across_gunicorn_workers_the_flusher_and_statsd(redis_url):
     good, bad = 0, 0
-    with Served("--redis-url", redis_url) as served:  # two workers, a flusher process
+    statsd_port = free_port()
+    # two gunicorn workers, a flusher process, StatsD listener processes
+    with Served("--redis-url", redis_url, "--statsd-port", str(statsd_port)) as served:
         master = served.child("--http-only")
         environ = Path(f"/proc/{master}/environ").read_bytes().split(b"\0")
         directory = next(entry.partition(b"=")[2].decode() for entry in environ
@@ -280,6 +284,11 @@ def test_figures_add_up_across_gunicorn_workers_and_the_flusher(redis_url):
         batch = json.dumps([SECRET_EVENT] * 5).encode()
         assert get(served.url + "/count", data=batch)[0] == 200
         good += 5
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:  # 3 lines, 1 refused
+            udp.sendto(b"metricSecret:2|c|#dimSecret:v,pk:pkSecret\nmetricSecret:5|ms\n"
+                       b"metricSecret:7|g", ("127.0.0.1", statsd_port))
+        wait_for(lambda: figure(_scrape(served), "hailwhale_statsd_lines_received_total") == 3,
+                 what="the StatsD listener to save its counts")
         assert get(served.url + "/flush_hail", data=b"")[0] == 200
         scrapes = [_scrape(served) for _ in range(6)]
         texts = [get(served.url + "/metrics")[2].decode() for _ in range(2)]
@@ -294,7 +303,9 @@ def test_figures_add_up_across_gunicorn_workers_and_the_flusher(redis_url):
     assert figure(figures, "hailwhale_events_accepted_total", endpoint="/count") == good == 15
     assert figure(figures, "hailwhale_events_refused_total", endpoint="/count",
                   reason="invalid") == bad == 6
-    assert figure(figures, "hailwhale_events_flushed_total") == good
+    assert figure(figures, "hailwhale_events_flushed_total") == good + 2  # StatsD's too
+    assert figure(figures, "hailwhale_statsd_lines_accepted_total") == 2
+    assert figure(figures, "hailwhale_statsd_lines_refused_total", reason="unsupported") == 1
     assert figure(figures, "hailwhale_buffer_events") == 0
     assert figure(figures, "hailwhale_dead_letters_waiting") == 0
     requests = {(labels, value) for (name, labels), value in figures.items()
