@@ -294,7 +294,7 @@ def test_a_target_without_a_metric_yet_asks_for_nothing(app):
     assert post(app, "/grafana/query", document) == (200, [])
 
 
-def test_the_provisioning_example_reaches_whale_with_the_read_key(app, monkeypatch):
+def test_the_provisioning_example_reaches_whale_with_the_read_key(app):
     [source] = yaml.safe_load((ROOT / "grafana-datasource.yaml.example").read_text())[
         "datasources"]
     assert source["type"] == "simpod-json-datasource" and source["access"] == "proxy"
