@@ -358,7 +358,7 @@ def test_a_longer_period_reads_every_bucket_stored_before(redis_client, redis_ur
     for hours_ago in (0, 2):
         at = str(time.time() - hours_ago * HOUR)
         run("count", "-d", "kept", "-m", '{"n": 2}', "--at", at, "--periods", "15s:3h")
-    totals = json.loads(run("query", "totals", "-d", "kept", "-m", "n",
+    totals = json.loads(run("query", "totals", "--json", "-d", "kept", "-m", "n",
                             "--periods", "15s:6h,1h:7d", "--period", "15s:6h"))
     assert totals == {"15s:6h": {"kept": {"n": 4}}}
     store = make_store(redis_client, "hw", now)
