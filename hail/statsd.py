@@ -149,10 +149,11 @@ class StatsdListener:
     """Reads StatsD lines from `sockets` (a UDP socket, a listening TCP socket) into `buffer`."""
 
     def __init__(self, buffer: Buffer, reader: LineReader, sockets: Sequence[socket.socket],
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, save_every: float = SAVE_EVERY):
         self.buffer = buffer
         self.reader = reader
         self.clock = clock
+        self.save_every = save_every
         kinds = {sock.type: sock for sock in sockets}
         self.udp = kinds.get(socket.SOCK_DGRAM)
         self.tcp = kinds.get(socket.SOCK_STREAM)
@@ -183,7 +184,7 @@ class StatsdListener:
                 selector.register(sock, selectors.EVENT_READ)
         selector.register(self._wake_r, selectors.EVENT_READ)
         self.counts.save()
-        next_save = time.monotonic() + SAVE_EVERY
+        next_save = time.monotonic() + self.save_every
         try:
             while not self._stopping:
                 lines: list[bytes] = []
@@ -201,7 +202,7 @@ class StatsdListener:
                     self._push(lines)
                 if time.monotonic() >= next_save:
                     self.counts.save()
-                    next_save = time.monotonic() + SAVE_EVERY
+                    next_save = time.monotonic() + self.save_every
         finally:
             for connection in list(self._connections.values()):
                 self._close(connection, selector)

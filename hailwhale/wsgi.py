@@ -10,6 +10,8 @@ import socket
 from collections.abc import Sequence
 
 from bottle import Bottle
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from hail.app import make_hail_app
 from hail.buffer import Buffer
@@ -31,9 +33,9 @@ def store_for(config: Config, redis_url: str) -> Store:
                  metrics_limit=limits.metric_names)
 
 
-def buffer_for(config: Config, buffer_url: str) -> Buffer:
-    """The Hail buffer at `buffer_url`."""
-    return Buffer(client(buffer_url), KeySpace(config.key_prefix), config.buffer_max,
+def buffer_for(config: Config, buffer_url: str, **options: object) -> Buffer:
+    """The Hail buffer at `buffer_url` (`options` for its Redis client)."""
+    return Buffer(client(buffer_url, **options), KeySpace(config.key_prefix), config.buffer_max,
                   max_bytes=config.buffer_max_bytes, batch_bytes=config.flush_batch_bytes)
 
 
@@ -60,8 +62,10 @@ def whale_app(config: Config, redis_url: str, buffer_url: str | None = None) -> 
 def statsd_listener(config: Config, buffer_url: str,
                     sockets: Sequence[socket.socket]) -> StatsdListener:
     """A StatsD listener on `sockets` (UDP, TCP) buffering into `buffer_url`."""
-    return StatsdListener(buffer_for(config, buffer_url),
-                          LineReader(config.periods, config.limits), sockets)
+    # One quick retry, not redis-py's ten over 5 s: while the listener waits, datagrams
+    # overflow its socket, lost uncounted; refused at once, they are counted.
+    buffer = buffer_for(config, buffer_url, retry=Retry(NoBackoff(), 1))
+    return StatsdListener(buffer, LineReader(config.periods, config.limits), sockets)
 
 
 def hail_app(config: Config, buffer_url: str) -> Bottle:
