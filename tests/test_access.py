@@ -82,6 +82,10 @@ WRITES = [("/count", "GET"), ("/count", "POST"), ("/count_now", "GET"), ("/count
           ("/count.gif", "GET"), ("/flush_hail", "POST"), ("/flush_hail", "GET")]
 READS = ["/plotpoints", "/totals", "/dimensions", "/meta", "/graph.js"]
 PUBLIC = ["/", "/static/js/jquery.hailwhale.js", "/health", "/openapi.json"]
+# Read-keyed too, and tested where they are built (tests/test_grafana.py, test_metrics.py):
+# Grafana's routes are POSTs, so the GETs of test_reads_need_the_read_key do not fit them.
+OTHER_READS = ["/metrics", "/grafana", "/grafana/", "/grafana/metrics",
+               "/grafana/metric-payload-options", "/grafana/query", "/grafana/variable"]
 
 
 def test_without_keys_everything_is_open_and_cors_is_any_origin():
@@ -169,7 +173,8 @@ def test_hail_takes_the_same_write_key(redis_client):
     assert call(app, "/health")[0] == 200
     assert Buffer(redis_client, BUFFER_KEYS).depth() == 1
     spec = json.loads(call(app, "/openapi.json")[2])
-    assert set(spec["paths"]) == {"/count", "/count.gif", "/health", "/openapi.json"}
+    assert set(spec["paths"]) == {"/count", "/count.gif", "/health", "/metrics",
+                                  "/openapi.json"}
     assert spec["paths"]["/count"]["get"]["security"]
     assert "401" in spec["paths"]["/count"]["post"]["responses"]
 
@@ -185,10 +190,11 @@ def test_the_spec_shows_keys_only_where_they_are_required():
 def test_every_route_declares_who_may_call_it(redis_client):
     rules = route_access(whale(Config())[0])
     assert {rule for rule, kind in rules.items() if kind == "write"} == {p for p, _ in WRITES}
-    assert {rule for rule, kind in rules.items() if kind == "read"} == set(READS)
+    assert {rule for rule, kind in rules.items() if kind == "read"} == {*READS, *OTHER_READS}
     hail = make_hail_app(Buffer(redis_client, BUFFER_KEYS), Config(), clock=lambda: NOW)
     assert route_access(hail) == {"/count": "write", "/count.gif": "write",
-                                  "/health": "public", "/openapi.json": "public"}
+                                  "/health": "public", "/openapi.json": "public",
+                                  "/metrics": "read"}
 
 
 @pytest.mark.parametrize("declared", [{}, {"access": "raed"}])

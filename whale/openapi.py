@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from hailwhale import __version__
 from hailwhale.config import ENV_VARS, Config
 from whale.access import KEY_HEADER, KEY_PARAM, READ, WRITE
+from whale.grafana_openapi import grafana_paths
+from whale.metrics import metrics_openapi
 from whale.openapi_parts import (
     ANY_OBJECT,
     BAD,
@@ -211,14 +213,16 @@ def _whale_paths(config: Config) -> dict:
                           "404": error("No such file")},
         }},
         "/health": _health(WHALE_HEALTH),
+        "/metrics": metrics_openapi(),
         "/openapi.json": _openapi_json(),
+        **grafana_paths(config, _ALWAYS),
     }
 
 
 def _hail_paths(config: Config) -> dict:
     count = _count(config, "Buffer one event (or a batch) for the flusher")
     return {"/count": count, "/count.gif": _count_gif(), "/health": _health(HAIL_HEALTH),
-            "/openapi.json": _openapi_json()}
+            "/metrics": metrics_openapi(), "/openapi.json": _openapi_json()}
 
 
 _SCHEMES = {
