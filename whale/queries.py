@@ -28,7 +28,7 @@ from hailwhale.keys import Path, dim_key
 from hailwhale.periods import Periods, PeriodSpec, Window
 from hailwhale.selection import rank, tree_order
 from hailwhale.sums import exact_sum
-from hailwhale.times import TimeRange, choose_window
+from hailwhale.times import choose_window
 from whale.deadline import Deadline
 from whale.numbers import Number
 from whale.query_params import Query
@@ -206,23 +206,6 @@ def windows(periods: Periods, query: Query, period: PeriodSpec | None, now: floa
     if wanted is None and every:
         return [Window.latest(p, now) for p in periods.periods]
     return [Window.latest(wanted or periods.find(None), now)]
-
-
-def plotpoints_between(
-    store: Store, query: Query, start: float, end: float, now: float,
-    max_points: int | None = None, period: PeriodSpec | None = None,
-) -> tuple[Window, dict]:
-    """Points of `query` from `start` to `end` (epoch seconds), for tools that send a range.
-
-    In `period`, or the finest period that keeps `start`, and of those rather one of
-    at most `max_points` buckets per series (a graph's width; else the fewest).
-    Returns the window (its period names the answer) and what `plotpoints` answers.
-    """
-    periods = store.periods
-    wanted = None if period is None or period == "" else periods.find(period)
-    window = choose_window(periods, TimeRange(start, end), now, query.max_buckets, wanted,
-                           preferred_buckets=max_points)
-    return window, plotpoints(store, query, window)
 
 
 def _series(paths: Sequence[Path], values: Callable[[Path], dict], name: str) -> list[dict]:
