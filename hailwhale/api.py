@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from redis import Redis
 
@@ -14,15 +14,11 @@ from hailwhale.embedded import RedisServer
 from hailwhale.events import Event, parse_event
 from hailwhale.keys import KeySpace
 from hailwhale.periods import DEFAULT_PERIODS, Periods, PeriodSpec, Window
-from hailwhale.times import TimeRange, python_time, to_epoch
+from hailwhale.times import TimeRange, When, dataset_since, python_time, to_epoch
 from whale.connect import client
 from whale.query_params import Query
 
 Point = tuple[datetime, float]
-# A time as the query methods take it: a datetime (naive: local time), a date, epoch
-# seconds, a string as `from` and `to` take it (ISO 8601, `-6h`, `now`), or a timedelta
-# (that long before now).
-When = datetime | date | timedelta | float | str
 
 
 class HailWhale:
@@ -183,9 +179,7 @@ class HailWhale:
         now = self.store.clock()
         since = None if start_at is None else to_epoch(start_at, now, "start_at")
         if since is not None:
-            named = period is not None and period != ""
-            kept = [self.periods.find(period)] if named else self.periods.periods
-            since = max(since, min(self.periods.reach(p.interval, now) for p in kept))
+            since = dataset_since(self.periods, period or None, since, now)
         query, [window] = self._ask(period, since, end_at, now=now, dimensions=params,
                                     metrics=[value], pk=pk, depth=depth, threshold=0, limit=0)
         reader = queries.Reader(self.store, query, window)

@@ -54,3 +54,19 @@ class PoisonWrite(HailWhaleError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class RequestFailed(HailWhaleError):
+    """A request HailWhale did not answer with data; `status` is None when it did not answer."""
+
+    def __init__(self, url: str, status: int | None, message: str):
+        super().__init__(message)
+        self.url, self.status, self.message = url, status, message
+
+
+class KeyRefused(RequestFailed):
+    """The server wants a key the Client did not send (401), or not the one it sent (403)."""
+
+
+class Unreachable(RequestFailed):
+    """No answer: the connection was refused, timed out or dropped."""

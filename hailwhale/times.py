@@ -26,9 +26,13 @@ from datetime import date, datetime, timedelta, timezone
 
 from hailwhale.config import limit_var
 from hailwhale.exceptions import InvalidQuery
-from hailwhale.periods import Period, Periods, Window, parse_span
+from hailwhale.periods import Period, Periods, PeriodSpec, Window, parse_span
 from hailwhale.values import parse_time as parse_absolute
 
+# A time as the Python API (and the HTTP Client) takes it: a datetime (naive: local
+# time), a date, epoch seconds, a string as `from` and `to` take it (ISO 8601, `-6h`,
+# `now`), or a timedelta (that long before now).
+When = datetime | date | timedelta | float | str
 _RELATIVE = re.compile(r"(?:now)?\s*-\s*(\d+\s*(?:mo|s|m|h|d|w|y))")
 _SPOKEN = (("year", 365 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60),
            ("second", 1))
@@ -217,3 +221,14 @@ def _too_many(period: Period, count: int, max_buckets: int, wanted: Period | Non
     instead = f"use period {others[0].name}, or " if others else ""
     return (f"{what} is {count:,} buckets of {short_span(period.interval)}; {bound}: "
             f"{instead}{f'give {first} too, ' if alone else ''}{most}")
+
+
+def dataset_since(periods: Periods, period: PeriodSpec | None, since: float,
+                  now: float) -> float:
+    """`dataset`'s `start_at` cut to what the period (or, none named, any) still keeps.
+
+    The seed's own example asks 30 days of a 7-day period: the points it keeps are
+    the answer, never an error.
+    """
+    kept = [periods.find(period)] if period else periods.periods
+    return max(since, min(periods.reach(p.interval, now) for p in kept))
