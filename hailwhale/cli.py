@@ -1,7 +1,8 @@
-"""The `hailwhale` command: its flags, and the one-shot commands count and query.
+"""The `hailwhale` command: its flags, and which module runs each command.
 
-The long-running commands (serve, hail, flush) are in hailwhale/process_cli.py,
-dead-letters and guard in their own modules.
+The one-shot commands count and query are in hailwhale/query_cli.py, the
+long-running ones (serve, hail, flush) in hailwhale/process_cli.py, dead-letters
+and guard in their own modules.
 
 Every flag has a `HAILWHALE_*` environment variable; a flag wins over it.
 Without a store URL, the store is an embedded Redis (the redis-server bundled
@@ -20,24 +21,18 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-
-import orjson
+from collections.abc import Sequence
 
 from hailwhale import __version__
-from hailwhale.cli_output import TABLES
 from hailwhale.config import ENV_VARS, Config, load_config
 from hailwhale.dead_letters_cli import add_dead_letters_parser, run_dead_letters
 from hailwhale.exceptions import HailWhaleError, InvalidInput
 from hailwhale.guard_cli import add_guard_parser, run_guard
 from hailwhale.process_cli import flush, hail, serve, store_url
-from hailwhale.values import decode_value
+from hailwhale.query_cli import URL_VAR, count, query
 
-URL_VAR = "HAILWHALE_URL"
 PIPE_CLOSED = 128 + 13  # what a shell reports for a command ended by SIGPIPE
 RELATIVE = re.compile(r"-\d")  # the start of a time before now: -6h, -2d
-COUNT_RETRY_FOR = 5.0  # seconds `count --url` retries a server that does not answer
 
 
 def _buffer_flags(parser: argparse.ArgumentParser, flusher: bool = True) -> None:
@@ -172,91 +167,6 @@ def config_from(args: argparse.Namespace) -> Config:
     settings = {name: getattr(args, name, None) for name in names}
     settings["hail_port" if args.command == "hail" else "port"] = getattr(args, "port", None)
     return load_config(**settings)
-
-
-def _hailwhale(config: Config, url: str):
-    from hailwhale.api import HailWhale
-    from whale.connect import client
-
-    return HailWhale(redis=client(url), periods=config.periods,
-                     key_prefix=config.key_prefix, limits=config.limits)
-
-
-def server_url(args: argparse.Namespace) -> str | None:
-    """The server `count` and `query` talk to over HTTP: --url, or HAILWHALE_URL unless
-    --redis-url says to use a store; None: use the store."""
-    if args.url and args.redis_url:
-        raise InvalidInput("url", "--url talks to a server, --redis-url to its store: "
-                                  "give one of them")
-    return args.url or (None if args.redis_url else os.environ.get(URL_VAR) or None)
-
-
-def count(config: Config, args: argparse.Namespace) -> int:
-    params = {name: getattr(args, name) for name in ("pk", "dimensions", "metrics", "at")}
-    url = server_url(args)
-    if url is not None:
-        return _count_on(url, config, params)
-    with store_url(config) as (store, _):
-        hw = _hailwhale(config, store)
-        hw.store.count([hw.event(encoded=True, **params)])
-    print("OK")
-    return 0
-
-
-def _count_on(url: str, config: Config, params: dict) -> int:
-    """Count one event on the server at `url`; 1 (the client said why) if it was not."""
-    from hailwhale.client import Client
-
-    event = {name: value if name == "at" else decode_value(value, name)
-             for name, value in params.items() if value is not None}
-    with _errors_said("hailwhale.client"), Client(
-            url, write_key=config.write_key, periods=config.periods, limits=config.limits,
-            batch_size=1, retry_for=COUNT_RETRY_FOR) as client:
-        client.count(**event)  # a bad event raises here, as on the store
-        client.flush()
-        if not client.stats.sent:
-            return 1
-    print("OK")
-    return 0
-
-
-@contextmanager
-def _errors_said(name: str) -> Iterator[None]:
-    """The error records of logger `name` as `hailwhale: ...` lines, its other records
-    not at all (the Client logs why it sent nothing, and every retry)."""
-    said = logging.StreamHandler(sys.stderr)
-    said.setFormatter(logging.Formatter("hailwhale: %(message)s"))
-    said.setLevel(logging.ERROR)
-    logger = logging.getLogger(name)
-    logger.addHandler(said)
-    logger.propagate = False
-    try:
-        yield
-    finally:
-        logger.removeHandler(said)
-        logger.propagate = True
-
-
-def query(config: Config, args: argparse.Namespace) -> None:
-    options = {"dimensions": args.dimensions, "metrics": args.metrics, "pk": args.pk,
-               "period": args.period, "threshold": args.threshold, "limit": args.limit,
-               "sort": args.sort, "start_at": args.start_at, "end_at": args.end_at}
-    if args.what != "dimensions":
-        options["depth"] = args.depth
-    url = server_url(args)
-    if url is not None:
-        from hailwhale.client import Client
-
-        with Client(url, read_key=config.read_key) as client:
-            answer = getattr(client, args.what)(**options)
-    else:
-        with store_url(config) as (store, _):
-            hw = _hailwhale(config, store)
-            try:
-                answer = getattr(hw, args.what)(**options)
-            finally:
-                hw.close()
-    print(orjson.dumps(answer).decode() if args.json else TABLES[args.what](answer))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
