@@ -24,8 +24,9 @@ import logging
 import os
 import selectors
 import socket
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -45,9 +46,12 @@ log = logging.getLogger("hailwhale.statsd")
 
 BUFFER_FULL = "buffer_full"  # the buffer was full: its 503
 UNAVAILABLE = "unavailable"  # the buffer's Redis did not answer
-REFUSED_BY = (*REASONS, BUFFER_FULL, UNAVAILABLE)  # every reason a line is refused for
+OVERLOADED = "overloaded"  # MAX_QUEUED bytes of lines were waiting for the buffer already
+REFUSED_BY = (*REASONS, BUFFER_FULL, UNAVAILABLE, OVERLOADED)  # every reason of a refusal
 
-BATCH_BYTES = 256 * 1024  # UDP bytes read before the lines are pushed
+BATCH_BYTES = 256 * 1024  # UDP bytes read in one go, at most
+MAX_QUEUED = 64 * 1024 * 1024  # bytes of lines read and not yet pushed, at most
+PUSH_LINES = 20_000  # lines read into events and pushed in one call, about
 DATAGRAM = 65536  # more than the largest UDP payload (65,507 bytes)
 RECEIVE_BUFFER = 32 * 1024 * 1024  # asked of the kernel for the UDP socket: bursts wait there
 TCP_CHUNK = 256 * 1024
@@ -64,12 +68,12 @@ def bind_statsd(host: str, port: int) -> list[socket.socket]:
     try:
         udp = socket.socket(family, socket.SOCK_DGRAM)
         sockets.append(udp)
-        for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
-            try:  # FORCE passes net.core.rmem_max (CAP_NET_ADMIN); else the kernel caps it
-                udp.setsockopt(socket.SOL_SOCKET, option, RECEIVE_BUFFER)
-                break
-            except (OSError, TypeError):
-                continue
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        got = udp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux shows it doubled
+        if got < RECEIVE_BUFFER:
+            log.info("statsd: the UDP receive buffer is %d KiB, not the %d MiB asked for: "
+                     "net.core.rmem_max caps it (raise it to ride out longer bursts)",
+                     got // 1024, RECEIVE_BUFFER // 2**20)
         udp.bind((host, port))
         tcp = socket.socket(family, socket.SOCK_STREAM)
         sockets.append(tcp)
@@ -111,27 +115,31 @@ class LineCounts:
     def __init__(self, redis: Redis, key: str):
         self.redis = redis
         self.key = key
+        self._lock = threading.Lock()  # threads add while one saves
         # The hash exists from the start: /health shows a listener that got nothing yet.
         self.pending: Counter[str] = Counter({"accepted": 0})
 
     def add(self, accepted: int, refused: Mapping[str, int]) -> None:
-        self.pending["accepted"] += accepted
-        for reason, lines in refused.items():
-            self.pending[f"refused:{reason}"] += lines
+        with self._lock:
+            self.pending["accepted"] += accepted
+            for reason, lines in refused.items():
+                self.pending[f"refused:{reason}"] += lines
 
     def save(self) -> None:
         """Add the pending counts to Redis, all or none; kept for the next try if it fails."""
-        if not self.pending:
+        with self._lock:
+            taken, self.pending = self.pending, Counter()
+        if not taken:
             return
         pipe = self.redis.pipeline(transaction=True)
-        for field, lines in self.pending.items():
+        for field, lines in taken.items():
             pipe.hincrby(self.key, field, lines)
         try:
             pipe.execute()
         except RedisError as error:
             log.warning("statsd: the counts of lines wait in memory: Redis: %s", error)
-            return
-        self.pending.clear()
+            with self._lock:
+                self.pending.update(taken)
 
 
 class _Connection:
@@ -146,7 +154,14 @@ class _Connection:
 
 
 class StatsdListener:
-    """Reads StatsD lines from `sockets` (a UDP socket, a listening TCP socket) into `buffer`."""
+    """Reads StatsD lines from `sockets` (a UDP socket, a listening TCP socket) into `buffer`.
+
+    Two threads: one reads the sockets and queues their lines, the other reads the
+    lines into events and pushes them. A push waits for Redis (the flusher's scripts
+    hold it for many milliseconds at a time); the sockets are read meanwhile, so
+    datagrams wait in memory (up to MAX_QUEUED bytes, then refused as `overloaded`,
+    counted) rather than overflow the socket's buffer, lost uncounted.
+    """
 
     def __init__(self, buffer: Buffer, reader: LineReader, sockets: Sequence[socket.socket],
                  clock: Callable[[], float] = time.time, save_every: float = SAVE_EVERY):
@@ -162,13 +177,17 @@ class StatsdListener:
         self._view = memoryview(self._buffer)
         self._connections: dict[int, _Connection] = {}
         self._warned: dict[str, float] = {}
+        self._queue: deque[tuple[list[bytes], int]] = deque()  # (lines, bytes) read, in order
+        self._queued = 0  # bytes in the queue
+        self._lock = threading.Lock()  # the queue and its size
+        self._work = threading.Event()
         self._stopping = False
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
 
     def stop(self) -> None:
-        """Make `run` return after the lines in hand (safe in a signal handler)."""
+        """Make `run` return once the lines read are pushed (safe in a signal handler)."""
         self._stopping = True
         try:
             os.write(self._wake_w, b"x")
@@ -176,41 +195,74 @@ class StatsdListener:
             pass  # the pipe is full: a wake-up is waiting already
 
     def run(self) -> None:
-        """Listen until `stop`; each round's lines go to the buffer in one push."""
+        """Listen until `stop`."""
+        pusher = threading.Thread(target=self._push_loop, name="statsd-push")
+        pusher.start()
         selector = selectors.DefaultSelector()
         for sock in (self.udp, self.tcp):
             if sock is not None:
                 sock.setblocking(False)
                 selector.register(sock, selectors.EVENT_READ)
         selector.register(self._wake_r, selectors.EVENT_READ)
-        self.counts.save()
-        next_save = time.monotonic() + self.save_every
         try:
             while not self._stopping:
-                lines: list[bytes] = []
-                timeout = max(0.0, next_save - time.monotonic())
-                for key, _ in selector.select(timeout):
+                for key, _ in selector.select():
+                    lines: list[bytes] = []
                     if key.fileobj is self.udp:
-                        self._receive(lines)
+                        size = self._receive(lines)
                     elif key.fileobj is self.tcp:
-                        self._accept(selector)
+                        size = self._accept(selector)
                     elif key.fileobj == self._wake_r:
-                        self._drain_wake_ups()
+                        size = self._drain_wake_ups()
                     else:
-                        self._read(key.data, lines, selector)
-                if lines:
-                    self._push(lines)
-                if time.monotonic() >= next_save:
-                    self.counts.save()
-                    next_save = time.monotonic() + self.save_every
+                        size = self._read(key.data, lines, selector)
+                    if lines:
+                        self._enqueue(lines, size)
         finally:
             for connection in list(self._connections.values()):
                 self._close(connection, selector)
             selector.close()
-            self.counts.save()
+            self._work.set()
+            pusher.join()
 
-    def _receive(self, lines: list[bytes]) -> None:
-        """Every waiting datagram (up to BATCH_BYTES), one line per newline or datagram."""
+    def _enqueue(self, lines: list[bytes], size: int) -> None:
+        with self._lock:
+            overloaded = self._queued + size > MAX_QUEUED
+            if not overloaded:
+                self._queue.append((lines, size))
+                self._queued += size
+        if overloaded:
+            self.counts.add(0, {OVERLOADED: len(lines) - lines.count(b"")})
+            self._warn(OVERLOADED, "lines arrive faster than the buffer takes them; refused "
+                                   f"past {MAX_QUEUED // 2**20} MiB waiting")
+        self._work.set()
+
+    def _push_loop(self) -> None:
+        """Push what the sockets gave, in order; save the counts every `save_every` s."""
+        self.counts.save()
+        next_save = time.monotonic() + self.save_every
+        while True:
+            self._work.wait(max(0.0, next_save - time.monotonic()))
+            self._work.clear()  # before taking: a later set() is never missed
+            while self._queue:
+                lines, taken = [], 0
+                with self._lock:
+                    while self._queue and len(lines) < PUSH_LINES:
+                        more, size = self._queue.popleft()
+                        lines += more
+                        taken += size
+                    self._queued -= taken
+                self._push(lines)
+            if time.monotonic() >= next_save:
+                self.counts.save()
+                next_save = time.monotonic() + self.save_every
+            if self._stopping and not self._queue:
+                self.counts.save()
+                return
+
+    def _receive(self, lines: list[bytes]) -> int:
+        """Every waiting datagram (up to BATCH_BYTES), one line per newline or datagram;
+        the bytes read."""
         buffer, view, receive = self._buffer, self._view, self.udp.recv_into
         end = 0
         try:
@@ -222,16 +274,17 @@ class StatsdListener:
             pass
         if end:
             lines += bytes(view[:end]).split(b"\n")
+        return end
 
-    def _accept(self, selector: selectors.BaseSelector) -> None:
+    def _accept(self, selector: selectors.BaseSelector) -> int:
         while True:
             try:
                 sock, _ = self.tcp.accept()
             except (BlockingIOError, InterruptedError):
-                return  # none left, or another listener process took it
+                return 0  # none left, or another listener process took it
             except OSError as error:  # out of file descriptors, say: try again next round
                 self._warn("accept", f"cannot accept a TCP connection: {error}")
-                return
+                return 0
             if len(self._connections) >= MAX_CONNECTIONS:
                 self._warn("connections", f"more than {MAX_CONNECTIONS} TCP connections to "
                                           "this listener; closing a new one")
@@ -243,25 +296,25 @@ class StatsdListener:
             selector.register(sock, selectors.EVENT_READ, connection)
 
     def _read(self, connection: _Connection, lines: list[bytes],
-              selector: selectors.BaseSelector) -> None:
-        """A TCP connection's complete lines; its last line too once it closes."""
+              selector: selectors.BaseSelector) -> int:
+        """A TCP connection's complete lines (its last one too once it closes); bytes read."""
         try:
             chunk = connection.sock.recv(TCP_CHUNK)
         except (BlockingIOError, InterruptedError):
-            return
+            return 0
         except OSError:
             chunk = b""  # reset by the client: what came before still counts
         if not chunk:
             if not connection.skipping:
                 lines.append(connection.pending)
             self._close(connection, selector)
-            return
+            return len(connection.pending)
         parts = (connection.pending + chunk).split(b"\n")
         connection.pending = parts.pop()
         if connection.skipping:
             if not parts:  # still inside the over-long line
                 connection.pending = b""
-                return
+                return len(chunk)
             del parts[0]  # its end
             connection.skipping = False
         lines += parts
@@ -270,18 +323,20 @@ class StatsdListener:
             connection.skipping = True
             self.counts.add(0, {MALFORMED: 1})
             self._warn(MALFORMED, f"a TCP line over {MAX_LINE} bytes, dropped whole")
+        return len(chunk)
 
     def _close(self, connection: _Connection, selector: selectors.BaseSelector) -> None:
         selector.unregister(connection.sock)
         del self._connections[connection.sock.fileno()]
         connection.sock.close()
 
-    def _drain_wake_ups(self) -> None:
+    def _drain_wake_ups(self) -> int:
         try:
             while os.read(self._wake_r, 512):
                 pass
         except BlockingIOError:
             pass
+        return 0
 
     def _push(self, lines: list[bytes]) -> None:
         now = self.clock()

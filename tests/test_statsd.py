@@ -84,7 +84,8 @@ def test_a_datagram_counts_its_good_lines_and_refuses_its_bad_ones(listening):
     counts = listening.counts(4)
     assert counts["accepted"] == 2 and counts["refused"] == 2
     assert counts["refused_by_reason"] == {"malformed": 1, "unsupported": 1, "invalid": 0,
-                                           "buffer_full": 0, "unavailable": 0}
+                                           "buffer_full": 0, "unavailable": 0,
+                                           "overloaded": 0}
     assert listening.events() == [expected(metrics={"a": 1}),
                                   expected(metrics={"b": 2, "b.count": 1},
                                            dimensions={"route": "home"})]
@@ -206,3 +207,36 @@ def test_a_taken_port_is_an_error_and_binds_nothing():
             bind_statsd("127.0.0.1", port)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.bind(("127.0.0.1", port))
+
+
+class StalledBuffer(Buffer):
+    """A buffer whose pushes wait until `go` is set: Redis busy with a long script."""
+
+    go, waiting = threading.Event(), threading.Event()
+
+    def push_items(self, items) -> None:
+        self.waiting.set()
+        self.go.wait(10)
+        super().push_items(items)
+
+
+def test_lines_wait_in_memory_while_the_buffer_is_slow_then_are_refused_counted(
+        redis_client, monkeypatch):
+    monkeypatch.setattr("hail.statsd.MAX_QUEUED", 40)  # bytes
+    stalled = Listening(StalledBuffer(redis_client, KEYS))
+    try:
+        stalled.udp(b"a:1|c")  # taken by the pusher, which waits
+        assert StalledBuffer.waiting.wait(10)
+        listener = stalled.listener
+        for n in range(1, 11):  # 12 bytes each (a newline added): 3 wait, 7 overflow
+            stalled.udp(b"b:1|c\nb:1|c")
+            wait_for(lambda n=n: listener._queued // 12
+                     + listener.counts.pending["refused:overloaded"] // 2 == n,
+                     what="the datagram to be read")
+        StalledBuffer.go.set()
+        counts = stalled.counts(21)
+        assert counts["accepted"] == 1 + 6
+        assert counts["refused_by_reason"]["overloaded"] == 14
+    finally:
+        StalledBuffer.go.set()
+        stalled.stop()
