@@ -242,9 +242,24 @@ def _serve_on(port: int, monkeypatch, *args: str) -> Served:
 def _kill(served: Served) -> None:
     """SIGKILL a server and every process it started: quicker than a graceful stop, and
     its store is a Redis of the test's, so nothing of it is lost."""
-    for pid in [served.process.pid, *descendants(served.process.pid)]:
-        os.kill(pid, signal.SIGKILL)
+    tree = [served.process.pid]
+    while True:  # frozen first, so that no process restarts another meanwhile
+        for pid in tree:
+            _signal(pid, signal.SIGSTOP)
+        found = [served.process.pid, *descendants(served.process.pid)]
+        if set(found) <= set(tree):
+            break
+        tree = found
+    for pid in tree:
+        _signal(pid, signal.SIGKILL)
     served.stop()
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass  # it ended by itself meanwhile
 
 
 def test_server_killed_and_restarted_nothing_lost_nothing_doubled(redis_url, monkeypatch):
