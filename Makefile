@@ -30,7 +30,12 @@ $(VENV)/.stamp-bench: setup.py | $(BIN)/python
 	$(PIP) install -e '.[bench]'
 	@touch $@
 
-bench: $(VENV)/.stamp-bench
+# Etsy's StatsD daemon, the baseline of bench/statsd.py (on Debian's node and npm).
+STATSD_JS := bench/.node/node_modules/statsd/stats.js
+$(STATSD_JS):
+	npm install --silent --prefix bench/.node statsd@0.9.0
+
+bench: $(VENV)/.stamp-bench $(STATSD_JS)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # make fuzz: the property tests (hypothesis) with fresh randomness, FUZZ_EXAMPLES

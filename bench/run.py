@@ -8,7 +8,9 @@ loopback, and wrk (Debian's; installed when missing and run as root). Each scena
 measures its subject side by side with its baseline in the same run, so the ratios
 hold on a noisy machine; each figure is reported as the median, min and max over
 `--repeat` runs. Scenarios: ingest, batch_ingest, direct_count (bench/ingest.py),
-flush, flush_cluster (bench/flush.py), query (bench/query.py), memory (bench/memory.py).
+flush, flush_cluster (bench/flush.py), query (bench/query.py), memory (bench/memory.py),
+statsd (bench/statsd.py: StatsD in, side by side with Etsy's StatsD daemon on Node; one
+search per daemon, not repeated: each takes minutes).
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import flush, ingest, memory, query  # noqa: E402
+from bench import flush, ingest, memory, query, statsd  # noqa: E402
 from bench.common import CORES, ensure_wrk  # noqa: E402
 
 SCENARIOS = ["ingest", "batch_ingest", "direct_count", "flush", "flush_cluster", "query",
-             "memory"]
+             "memory", "statsd"]
 
 
 def _runners(args: argparse.Namespace) -> list[tuple[list[str], Callable[[], dict]]]:
@@ -44,6 +46,7 @@ def _runners(args: argparse.Namespace) -> list[tuple[list[str], Callable[[], dic
         (["query"], lambda: {"query": query.query(args.repeat, args.seconds)}),
         # memory is deterministic: two runs show it
         (["memory"], lambda: {"memory": memory.memory(min(args.repeat, 2), args.day_events)}),
+        (["statsd"], lambda: {"statsd": statsd.statsd(quick=args.quick)}),
     ]
 
 
@@ -111,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if wanted & {"ingest", "batch_ingest", "direct_count", "query"}:
         ensure_wrk()
+    if "statsd" in wanted:
+        statsd.ensure_statsd()
 
     report = {
         "command": " ".join([".venv/bin/python -m bench.run",

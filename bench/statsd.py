@@ -2,18 +2,25 @@
 
 Both daemons get the same lines on loopback UDP from sender processes (precomputed
 datagrams, paced): half counters `<run>.requests:1|c|#route:rN`, half timers
-`<run>.latency:<ms>|ms|#route:rN`. For each daemon and each way of packing (one line
-per datagram; packed, ~20 lines and < 1400 bytes per datagram), the rate doubles from
-25,000 lines/s until a line is lost or the senders cannot keep up, then two bisection
-steps; each step sends for at least STEP_SECONDS. A step is loss-free when every line
-is counted: the requests' sum and the timers' count, read back from the daemon (Etsy's
-through a small backend module that prints each flush, HailWhale's over HTTP
-`/totals`, after its flusher has applied them). Latency: one line sent, until it is
-readable (HailWhale: `/totals`; StatsD: the flush that carries it, every 10 s by default).
+`<run>.latency:<ms>|ms|#route:rN`, one line per datagram, or packed (PACKED lines,
+< 1400 bytes, per datagram). A step sends at one rate for STEP_SECONDS (and
+MIN_LINES lines at least), then reads back what the daemon counted: the requests'
+sum plus the timers' count, Etsy's from a small backend module that prints each
+flush, HailWhale's over HTTP `/totals` once its flusher has applied them. A step
+is loss-free when every line is counted. The search doubles the rate from its start
+while loss-free (halves it while not), then bisects twice: the highest loss-free
+rate found.
 
-Etsy's daemon is npm's `statsd` run by Debian's Node, installed under bench/.node by
-`make bench` (`npm install --prefix bench/.node statsd`), as shipped: its UDP socket
-keeps Node's default receive buffer; HailWhale's listeners ask for 32 MiB.
+Etsy's daemon (npm `statsd`, on Debian's Node, installed under bench/.node by `make
+bench`) runs twice: as shipped (its UDP socket keeps the system's default receive
+buffer) and with our server module that asks for the receive buffer HailWhale's
+listeners ask for (32 MiB, capped by net.core.rmem_max the same for both); the
+better of the two is the baseline. HailWhale's search starts at the baseline and
+stops at MAX_RATIO times it (then its figure is a floor), since every line it takes
+is flushed (~30k lines/s here) before the next step.
+
+Latency: one line sent, until it is readable (HailWhale: `/totals`; StatsD: the flush
+that carries it, every 10 s by default).
 
     .venv/bin/python -m bench.run --only statsd
 """
@@ -35,17 +42,21 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import ROOT, Figures, _env, hailwhale, redis_server
+from bench.common import CORES, ROOT, Figures, _env, redis_server
 from hailwhale.processes import free_port
 
 NODE_DIR = ROOT / "bench" / ".node"
 STATSD_JS = NODE_DIR / "node_modules" / "statsd" / "stats.js"
-STEP_SECONDS = 2.0  # each rate is held this long at least
-MIN_LINES = 100_000  # and sends this many lines at least
+STATSD_PACKAGE = "statsd@0.9.0"  # the latest release (the Makefile installs the same)
+STEP_SECONDS = 2.0  # each rate is held this long
+MIN_LINES = 20_000  # and sends this many lines at least
 FIRST_RATE = 25_000  # lines/s
+MIN_RATE = 1_000
+MAX_RATIO = 4  # HailWhale's search stops at this many times the baseline
 PACKED = 20  # lines per packed datagram (each line < 70 bytes: < 1400 bytes)
 SETTLE = 3.0  # seconds a count may stay still before it is final
 SENDER_RATE = 150_000  # datagrams/s one sender process is asked for at most
+RECEIVE_BUFFER = 32 * 1024 * 1024  # what HailWhale's listeners ask for (hail/statsd.py)
 
 # Prints, at each flush, the counters and timer counts of the bench's lines (names
 # starting with "b") as one JSON line on stdout.
@@ -66,6 +77,19 @@ exports.init = function (startup, config, events) {
 """
 
 
+# Etsy's servers/udp.js, asking for the receive buffer HailWhale's listeners ask for.
+BIG_BUFFER_SERVER = """
+const dgram = require('dgram');
+exports.start = function (config, callback) {
+  const server = dgram.createSocket(
+    {type: config.address_ipv6 ? 'udp6' : 'udp4', recvBufferSize: RECEIVE_BUFFER}, callback);
+  server.bind(config.port || 8125, config.address || undefined);
+  this.server = server;
+  return true;
+};
+""".replace("RECEIVE_BUFFER", str(RECEIVE_BUFFER))
+
+
 def ensure_statsd() -> Path:
     """Etsy's StatsD daemon (npm `statsd`) under bench/.node; installed when missing."""
     if not shutil.which("node"):
@@ -73,10 +97,10 @@ def ensure_statsd() -> Path:
     if not STATSD_JS.exists():
         if not shutil.which("npm"):
             raise SystemExit("bench: npm is missing; install it (Debian: apt-get install npm)")
-        print("bench: installing Etsy's StatsD (npm install --prefix bench/.node statsd)",
-              flush=True)
-        subprocess.run(["npm", "install", "--silent", "--prefix", str(NODE_DIR), "statsd"],
-                       check=True)
+        print(f"bench: installing Etsy's StatsD (npm install --prefix bench/.node "
+              f"{STATSD_PACKAGE})", flush=True)
+        subprocess.run(["npm", "install", "--silent", "--prefix", str(NODE_DIR),
+                        STATSD_PACKAGE], check=True)
     return STATSD_JS
 
 
@@ -183,18 +207,24 @@ class Counted:
 
 
 class EtsyStatsd:
-    """Etsy's StatsD daemon on a free UDP port, flushing every `flush_ms` to our backend."""
+    """Etsy's StatsD daemon on a free UDP port, flushing every `flush_ms` to our backend;
+    as shipped, or (`big_buffer`) with our server module."""
 
-    def __init__(self, flush_ms: int):
+    def __init__(self, flush_ms: int, big_buffer: bool = False):
+        self.name = "statsd_big_buffer" if big_buffer else "statsd"
         self.tmp = tempfile.TemporaryDirectory()
         backend = Path(self.tmp.name) / "backend.js"
         backend.write_text(BACKEND)
         self.port, management = free_port(), free_port()
+        listen = {"port": self.port, "address": "127.0.0.1"}
+        if big_buffer:
+            server = Path(self.tmp.name) / "udp_big_buffer.js"
+            server.write_text(BIG_BUFFER_SERVER)
+            listen = {"servers": [{"server": str(server), **listen}]}
         config = Path(self.tmp.name) / "config.js"
         config.write_text(json.dumps({
-            "port": self.port, "address": "127.0.0.1", "mgmt_port": management,
-            "mgmt_address": "127.0.0.1", "flushInterval": flush_ms,
-            "backends": [str(backend)]}))
+            **listen, "mgmt_port": management, "mgmt_address": "127.0.0.1",
+            "flushInterval": flush_ms, "backends": [str(backend)]}))
         self.counters: dict[str, float] = {}
         self.flushes: list[tuple[float, dict]] = []
         self.lock = threading.Lock()
@@ -251,20 +281,39 @@ class EtsyStatsd:
 
 
 class HailWhaleStatsd:
-    """`hailwhale serve --statsd-port` on a Redis of its own, read back over HTTP."""
+    """`hailwhale serve --statsd-port` on a Redis of its own, read back over HTTP.
+
+    Its buffer may hold every line of the largest step (4 GiB, 20M lines)."""
+
+    name = "hailwhale"
 
     def __init__(self):
         self._redis = redis_server()
         redis = self._redis.__enter__()
         self.port = free_port()
-        self.server = hailwhale("serve", "--redis-url", redis.url, "--statsd-port",
-                                str(self.port), "--buffer-max", "20000000", "--periods",
-                                "15s:3h,1h:7d,1d:1y")
+        http = free_port()
+        self.url = f"http://127.0.0.1:{http}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "hailwhale.cli", "serve", "--port", str(http), "--workers",
+             str(CORES), "--redis-url", redis.url, "--statsd-port", str(self.port),
+             "--buffer-max", "20000000"],
+            env={**_env(), "HAILWHALE_BUFFER_MAX_BYTES": str(4 * 2**30)}, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("bench: hailwhale serve did not start") from None
+                time.sleep(0.05)
         self.counted = Counted(self._total)
 
     def _totals(self, metrics: list[str], period: str) -> dict:
         query = urllib.parse.urlencode({"metrics": json.dumps(metrics), "period": period})
-        with urllib.request.urlopen(f"{self.server.url}/totals?{query}", timeout=30) as answer:
+        with urllib.request.urlopen(f"{self.url}/totals?{query}", timeout=30) as answer:
             return json.loads(answer.read())[period]["_"]
 
     def _total(self, run: str) -> int:
@@ -280,11 +329,13 @@ class HailWhaleStatsd:
         return time.monotonic() - sent
 
     def lines(self) -> dict:
-        with urllib.request.urlopen(f"{self.server.url}/health", timeout=30) as answer:
+        with urllib.request.urlopen(f"{self.url}/health", timeout=30) as answer:
             return json.loads(answer.read())["buffer"].get("statsd", {})
 
     def stop(self) -> None:
-        self.server.stop()
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=60)
         self._redis.__exit__(None, None, None)
 
 
@@ -298,66 +349,88 @@ def _datagram(port: int, data: bytes) -> None:
 _runs = iter(range(1, 1_000_000))
 
 
-def _step(daemon, per_datagram: int, rate: float, steps: list[dict]) -> tuple[bool, bool]:
+def _step(daemon, per_datagram: int, rate: float, steps: list[dict],
+          seconds: float = STEP_SECONDS) -> tuple[bool, bool]:
     """Send at `rate` lines/s: whether every line was counted, whether the senders kept up."""
     run = f"b{next(_runs)}"
-    lines = max(MIN_LINES, int(rate * STEP_SECONDS))
+    lines = max(MIN_LINES, int(rate * seconds))
     reached = send(daemon.port, run, lines, per_datagram, rate)
+    sent = time.monotonic()
     counted = daemon.counted.wait(run, lines)
     kept_up = reached >= 0.9 * rate
     steps.append({"rate": round(rate), "reached": round(reached), "lines": lines,
-                  "counted": counted})
-    print(f"bench: statsd {type(daemon).__name__} {per_datagram} per datagram: "
-          f"{rate:,.0f} lines/s asked, {reached:,.0f} sent, {counted:,} of {lines:,} counted",
-          flush=True)
+                  "counted": counted, "seconds_to_count": round(time.monotonic() - sent, 1)})
+    print(f"bench: statsd {daemon.name}, {per_datagram} per datagram: {rate:,.0f} lines/s "
+          f"asked, {reached:,.0f} sent, {counted:,} of {lines:,} counted", flush=True)
     return counted == lines and kept_up, kept_up
 
 
-def loss_free(daemon, per_datagram: int) -> tuple[float, list[dict]]:
-    """The highest rate (lines/s) found at which `daemon` counts every line, and the steps."""
+def loss_free(daemon, per_datagram: int, start: float = FIRST_RATE,
+              ceiling: float = math.inf, quick: bool = False) -> tuple[float, list[dict]]:
+    """The highest rate (lines/s) found at which `daemon` counts every line, and the steps.
+
+    From `start`, doubling while loss-free (up to `ceiling`), halving while not (down to
+    MIN_RATE); then two bisection steps between the best loss-free and worst lossy rate
+    (`quick`: one, and steps half as long).
+    """
     steps: list[dict] = []
-    good, bad, rate = 0.0, None, FIRST_RATE
-    while bad is None:
-        ok, kept_up = _step(daemon, per_datagram, rate, steps)
+    seconds = STEP_SECONDS / 2 if quick else STEP_SECONDS
+    good, bad, rate = 0.0, math.inf, start
+    while MIN_RATE <= rate <= ceiling:
+        ok, kept_up = _step(daemon, per_datagram, rate, steps, seconds)
         if ok:
             good, rate = rate, rate * 2
-        else:
-            bad = rate
-            if not kept_up:  # the senders are the limit: what they reached is a floor
+            if bad < math.inf:
                 break
-    for _ in range(2 if bad and good else 0):
+        else:
+            bad, rate = rate, rate / 2
+            if good or not kept_up:  # not kept_up: the senders' limit, no daemon's
+                break
+    for _ in range((1 if quick else 2) if good and bad < math.inf else 0):
         rate = math.sqrt(good * bad)
-        if _step(daemon, per_datagram, rate, steps)[0]:
+        if _step(daemon, per_datagram, rate, steps, seconds)[0]:
             good = rate
         else:
             bad = rate
     return good, steps
 
 
-def statsd(repeat: int) -> dict:
-    """The StatsD scenario: both daemons, both packings, then latency."""
+def statsd(quick: bool = False) -> dict:
+    """The StatsD scenario: the daemons side by side, one line and packed, then latency."""
     ensure_statsd()
     figures = Figures()
     steps: dict[str, list] = {}
-    for _ in range(repeat):
-        for per_datagram, packing in ((1, "single"), (PACKED, "packed")):
-            etsy = EtsyStatsd(flush_ms=1000)
+    for per_datagram, packing in ((1, "single"), (PACKED, "packed")):
+        rates = {}
+        for big_buffer in (False, True):
+            etsy = EtsyStatsd(flush_ms=1000, big_buffer=big_buffer)
             try:
-                rate, steps[f"statsd_{packing}"] = loss_free(etsy, per_datagram)
+                rates[etsy.name], steps[f"{etsy.name}_{packing}"] = loss_free(
+                    etsy, per_datagram, quick=quick)
             finally:
                 etsy.stop()
-            figures.add(f"statsd_{packing}_lines_per_s", rate, "lines/s")
-            whale = HailWhaleStatsd()
-            try:
-                ours, steps[f"hailwhale_{packing}"] = loss_free(whale, per_datagram)
-                steps[f"hailwhale_{packing}_lines"] = whale.lines()
-            finally:
-                whale.stop()
-            figures.add(f"hailwhale_{packing}_lines_per_s", ours, "lines/s")
-            figures.add(f"{packing}_ratio", ours / rate if rate else 0, "hailwhale / statsd")
+            figures.add(f"{etsy.name}_{packing}_lines_per_s", rates[etsy.name], "lines/s")
+        baseline = max(rates.values())
+        whale = HailWhaleStatsd()
+        try:
+            ours, steps[f"hailwhale_{packing}"] = loss_free(
+                whale, per_datagram, start=baseline or FIRST_RATE,
+                ceiling=MAX_RATIO * baseline if baseline else math.inf, quick=quick)
+            steps[f"hailwhale_{packing}_lines"] = whale.lines()
+        finally:
+            whale.stop()
+        figures.add(f"hailwhale_{packing}_lines_per_s", ours, "lines/s")
+        # Taken in a burst, counted as fast as the flusher applies them: its sustained rate.
+        big = max(steps[f"hailwhale_{packing}"], key=lambda step: step["counted"])
+        figures.add(f"hailwhale_{packing}_flushed_lines_per_s", big["counted"] / (
+            big["lines"] / big["reached"] + big["seconds_to_count"]), "lines/s")
+        # (a StatsD that loses lines even at MIN_RATE is taken as MIN_RATE: a ratio's floor)
+        figures.add(f"{packing}_ratio", ours / max(baseline, MIN_RATE),
+                    "hailwhale / the better statsd")
     whale = HailWhaleStatsd()
     try:
         for n in range(5):
+            time.sleep(random.uniform(0, 2))  # a line at any moment of the flusher's cycle
             figures.add("hailwhale_latency_s", whale.latency(f"lat{n}"), "s")
     finally:
         whale.stop()
@@ -369,13 +442,16 @@ def statsd(repeat: int) -> dict:
     finally:
         etsy.stop()
     return {
-        "what": "loopback UDP from sender processes, half counters and half timers with a "
-                "tag; the highest rate at which every line is counted (doubling from "
-                f"{FIRST_RATE:,} lines/s, then two bisection steps, each held "
-                f"{STEP_SECONDS:g} s), one line per datagram and {PACKED} per datagram; "
+        "what": f"loopback UDP from sender processes: half counters, half timers, tagged; "
+                f"the highest rate at which every line is counted (steps of "
+                f"{STEP_SECONDS:g} s; HailWhale's search stops at {MAX_RATIO}x the better "
+                f"StatsD: then a floor), one line per datagram and {PACKED} per datagram; "
                 "latency from send to readable (HailWhale /totals; StatsD: its flush, "
-                f"every 10 s by default); Etsy's StatsD {statsd_version()} on Node "
-                f"{node_version()}",
+                "every 10 s by default); flushed: the lines of HailWhale's largest step over "
+                "the time until all were counted (its flusher's sustained rate); "
+                f"Etsy's StatsD {statsd_version()} on Node "
+                f"{node_version()}, as shipped and with a {RECEIVE_BUFFER // 2**20} MiB "
+                "receive buffer",
         "figures": figures.report(),
         "steps": steps,
         "targets": [{"figure": "single_ratio", "at_least": 2},
@@ -388,4 +464,4 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["send"]:
         _send_main(*sys.argv[2:])
     else:
-        print(json.dumps(statsd(1), indent=2))
+        print(json.dumps(statsd(), indent=2))
