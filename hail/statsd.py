@@ -1,12 +1,12 @@
 """The StatsD listener: UDP datagrams and TCP lines on one port, buffered as /count's events.
 
 `hailwhale serve` and `hailwhale hail` with `--statsd-port` bind the port's UDP and TCP
-sockets themselves (`bind_statsd`: a busy port is reported once, at start) and run
-listener processes on them (`--statsd-only`, one per core), which the kernel feeds in
-turn. Each loops: wait for a socket, drain it (the UDP socket until it is empty or
-BATCH_BYTES are read; a TCP connection's complete lines), read the lines
-(hail/statsd_lines.py) and push all their events in one call of the buffer, spelled
-as /count's (hail/items.py), so the flusher counts them exactly alike.
+sockets (`bind_statsd`, once: a busy port is one error at start) and run listener
+processes on them (`--statsd-only`, one per core), which the kernel feeds in turn. In
+each, one thread reads the sockets (the UDP socket until it is empty or BATCH_BYTES
+are read; each TCP connection's complete lines) and another reads the lines into
+events (hail/statsd_lines.py) and pushes up to PUSH_LINES of them in one call of the
+buffer, spelled as /count's (hail/items.py), so the flusher counts them exactly alike.
 
 A bad line is dropped and counted; the other lines of its datagram still count. Lines
 are counted by outcome in the buffer's Redis (`KeySpace.statsd_lines`), a second's
@@ -15,7 +15,8 @@ worth in one call; `line_counts` reads them for `/health` and `/metrics`.
 A full buffer refuses the lines of that push, counted as `buffer_full`, as it answers
 /count's 503: StatsD clients get no answer to retry on, and a listener that waited
 for room would let the socket overflow, losing lines nobody counts. The same goes for
-a buffer that does not answer (`unavailable`); the counts wait in memory until it does.
+a buffer that does not answer (`unavailable`; the counts wait in memory until it
+does) and for lines past MAX_QUEUED bytes waiting for a slow buffer (`overloaded`).
 """
 
 from __future__ import annotations
