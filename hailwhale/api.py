@@ -122,42 +122,43 @@ class HailWhale:
         self, dimensions: object = None, metrics: object = None,
         period: PeriodSpec | None = None, depth: int = 0, pk: object = None,
         threshold: float | None = None, limit: int | None = None, sort: str | None = None,
-        start_at: When | None = None, end_at: When | None = None,
+        start_at: When | None = None, end_at: When | None = None, empty: str | None = None,
     ) -> dict:
-        """`{dim_key: {metric: [[epoch_ms, value], ...]}}`, as `/plotpoints` answers."""
+        """`{dim_key: {metric: [[epoch_ms, value], ...]}}`, as `/plotpoints` answers
+        (`empty="null"`: None where a formula divides by an empty bucket)."""
         from whale import queries
 
         query, [window] = self._ask(
             period, start_at, end_at, dimensions=dimensions, metrics=metrics, pk=pk,
-            depth=depth, threshold=threshold, limit=limit, sort=sort)
+            depth=depth, threshold=threshold, limit=limit, sort=sort, empty=empty)
         return queries.plotpoints(self.store, query, window)
 
     def totals(
         self, dimensions: object = None, metrics: object = None,
         period: PeriodSpec | None = None, depth: int = 0, pk: object = None,
         threshold: float | None = None, limit: int | None = None, sort: str | None = None,
-        start_at: When | None = None, end_at: When | None = None,
+        start_at: When | None = None, end_at: When | None = None, empty: str | None = None,
     ) -> dict:
         """`{period: {dim_key: {metric: total}}}`, as `/totals` answers (a range: one period)."""
         from whale import queries
 
         query, windows = self._ask(
             period, start_at, end_at, every=True, dimensions=dimensions, metrics=metrics,
-            pk=pk, depth=depth, threshold=threshold, limit=limit, sort=sort)
+            pk=pk, depth=depth, threshold=threshold, limit=limit, sort=sort, empty=empty)
         return queries.totals(self.store, query, windows)
 
     def dimensions(
         self, dimensions: object = None, metrics: object = None,
         period: PeriodSpec | None = None, pk: object = None, threshold: float | None = None,
         limit: int | None = None, sort: str | None = None,
-        start_at: When | None = None, end_at: When | None = None,
+        start_at: When | None = None, end_at: When | None = None, empty: str | None = None,
     ) -> dict:
         """The children of a dimension with their totals, as `/dimensions` answers."""
         from whale import queries
 
         query, [window] = self._ask(
             period, start_at, end_at, cut=False, dimensions=dimensions, metrics=metrics,
-            pk=pk, threshold=threshold, limit=limit, sort=sort)
+            pk=pk, threshold=threshold, limit=limit, sort=sort, empty=empty)
         return queries.dimensions(self.store, query, window)
 
     def dataset(

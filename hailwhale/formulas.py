@@ -13,7 +13,10 @@ never `eval`-ed. Grammar, with the usual precedence, left-associative:
 Evaluation is in floats and always returns floats: a missing name counts 0,
 division by zero gives 0, and a result that is not finite (overflow, or an inf
 or NaN value) gives 0, as does -0.0. Rounding is float rounding: `1/49*49` is
-0.9999999999999999.
+0.9999999999999999. With `empty_null`, a value that a division by zero made
+(`dollars/hits` over a bucket without hits, and anything computed from it) is
+None instead: no value rather than a 0 that reads as one. So is a NaN left by
+an overflow (`1e308*10-1e308*10`), which has no value either.
 
 Parsing is linear in the length of the text. Parentheses nest at most
 `max_depth` deep and a run of signs folds into one node, so neither the parser
@@ -61,22 +64,30 @@ class Formula:
     names: tuple[str, ...]
     _tree: tuple[Any, ...] = field(repr=False, compare=False)
     _compiled: _Compiled = field(init=False, repr=False, compare=False)
+    _compiled_nan: _Compiled = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_compiled", _compile(self._tree))
+        object.__setattr__(self, "_compiled", _compile(self._tree, _OPERATORS))
+        # Division by zero gives NaN, which every later operation carries to the result.
+        object.__setattr__(self, "_compiled_nan", _compile(self._tree, _NAN_OPERATORS))
 
     @property
     def is_name(self) -> bool:
         """Whether this is a bare metric name, whose values are the stored ones as they are."""
         return len(self.names) == 1 and self.text == self.names[0]
 
-    def evaluate(self, values: Mapping[str, float]) -> float:
-        """The formula's value for `values`, name -> number; missing names count 0."""
-        result = self._compiled({name: float(values.get(name, 0)) for name in self.names})
-        # Never inf, nan (JSON cannot carry them) or -0.0 (from `-x` with x missing).
-        return result if result and math.isfinite(result) else 0.0  # type: ignore[return-value]
+    def evaluate(self, values: Mapping[str, float], empty_null: bool = False) -> float | None:
+        """The formula's value for `values`, name -> number; missing names count 0.
 
-    def evaluate_columns(self, columns: Mapping[str, Sequence[float]], size: int) -> list[float]:
+        With `empty_null`, None where a division by zero leaves no value (else 0).
+        """
+        compiled = self._compiled_nan if empty_null else self._compiled
+        result = compiled({name: float(values.get(name, 0)) for name in self.names})
+        return _finished(result, empty_null)  # type: ignore[arg-type]
+
+    def evaluate_columns(
+        self, columns: Mapping[str, Sequence[float]], size: int, empty_null: bool = False,
+    ) -> list[float | None]:
         """The formula per bucket: `columns` holds each name's `size` values, in bucket order.
 
         The same numbers as `evaluate` bucket by bucket, computed a node at a time over
@@ -86,11 +97,18 @@ class Formula:
             name: list(map(float, columns[name])) if name in columns else [0.0] * size
             for name in self.names
         }
-        result = self._compiled(floats)
+        result = (self._compiled_nan if empty_null else self._compiled)(floats)
         if isinstance(result, float):  # no name in it: a constant
             result = [result] * size
-        isfinite = math.isfinite
-        return [value if value and isfinite(value) else 0.0 for value in result]
+        return [_finished(value, empty_null) for value in result]
+
+
+def _finished(value: float, empty_null: bool) -> float | None:
+    """A result as answered: inf and -0.0 (from `-x` with x missing) give 0, and so
+    does NaN, unless `empty_null` asks for None where a value is missing."""
+    if value != value:
+        return None if empty_null else 0.0
+    return value if value and math.isfinite(value) else 0.0
 
 
 def parse_metric(
@@ -211,8 +229,9 @@ class _Parser:
         return ("negative", node) if negative else node
 
 
-def _compile(node: tuple[Any, ...]) -> _Compiled:
-    """A function of {name: value or column} computing `node`; division by zero gives 0.
+def _compile(node: tuple[Any, ...],
+             operators: Mapping[str, Callable[[float, float], float]]) -> _Compiled:
+    """A function of {name: value or column} computing `node` with `operators`.
 
     Recursion follows the parentheses (at most _DEPTH_LIMIT deep, a few frames each):
     a flat run like `a+a+...+a` is one node whose operands are applied in a loop.
@@ -225,10 +244,10 @@ def _compile(node: tuple[Any, ...]) -> _Compiled:
         name = node[1]
         return lambda values: values[name]
     if kind == "negative":
-        inner = _compile(node[1])
+        inner = _compile(node[1], operators)
         return lambda values: _apply1(operator.neg, inner(values))
-    first = _compile(node[1])
-    rest = [(_OPERATORS[op], _compile(operand)) for op, operand in node[2]]
+    first = _compile(node[1], operators)
+    rest = [(operators[op], _compile(operand, operators)) for op, operand in node[2]]
 
     def chain(values: Mapping[str, Any]) -> _Value:
         result = first(values)
@@ -261,9 +280,15 @@ def _divide(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator != 0 else 0.0
 
 
+def _divide_or_nan(numerator: float, denominator: float) -> float:
+    """`numerator / denominator`, or NaN (no value) when the denominator is 0."""
+    return numerator / denominator if denominator != 0 else math.nan
+
+
 _OPERATORS: dict[str, Callable[[float, float], float]] = {
     "+": operator.add,
     "-": operator.sub,
     "*": operator.mul,
     "/": _divide,
 }
+_NAN_OPERATORS = {**_OPERATORS, "/": _divide_or_nan}

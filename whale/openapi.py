@@ -38,7 +38,7 @@ from whale.openapi_parts import (
     param,
 )
 from whale.pages import EMBED_PARAMS
-from whale.query_params import PERIOD_HEADER
+from whale.query_params import EMPTY_CHOICES, PERIOD_HEADER
 
 # Every endpoint takes these two (whale/access.py reads the key).
 _ALWAYS = [
@@ -101,6 +101,10 @@ def _query_params(config: Config, every_period: bool = False) -> list[dict]:
         param("format", "series: lists in the server's order, each series with its key and "
                         "path (/plotpoints, /totals); absent: objects keyed by dim_key",
               {"type": "string", "enum": ["series", ""]}),
+        param("empty", "null: a formula's point or total that a division by an empty (0) "
+                       "bucket or total leaves without a value is null (a graph draws a "
+                       "gap); zero or absent: 0",
+              {"type": "string", "enum": [*EMPTY_CHOICES, ""]}),
         param("tzoffset", "Ignored (the original plugin sent it): buckets are UTC",
                deprecated=True),
         *_ALWAYS,

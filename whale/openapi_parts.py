@@ -48,12 +48,16 @@ def param(name: str, description: str, schema: dict | None = None, **extra: obje
 
 
 
-_NUMBERS = {"type": "object", "additionalProperties": {"type": "number"}}
+# A formula's value is null where a division by an empty bucket leaves none (empty=null).
+_VALUE = {"type": ["number", "null"]}
+_NUMBERS = {"type": "object", "additionalProperties": _VALUE}
 _BY_METRIC = {
     "type": "object",
     "additionalProperties": {
         "type": "array",
-        "items": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+        # [epoch_ms, value]: a number and a number or null (prefixItems, which would say
+        # so exactly, trips schemathesis' schema check).
+        "items": {"type": "array", "items": _VALUE, "minItems": 2, "maxItems": 2},
     },
 }
 

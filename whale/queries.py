@@ -55,6 +55,10 @@ def clean(value: float) -> Number:
     return value
 
 
+def _answered(value: float | None) -> Number | None:
+    return None if value is None else clean(value)
+
+
 def _batches(items: Sequence, size: int, deadline: Deadline) -> Iterator[Sequence]:
     """`items` `size` at a time (one at least), the deadline checked before each."""
     size = max(1, size)
@@ -115,23 +119,26 @@ class Reader:
             series = [self._series(p, n) for p, n in batch]
             self._totals.update(zip(batch, self.store.unique_totals(series, interval, window)))
 
-    def points(self, path: Path, formula: Formula) -> list[list[Number]]:
-        """`[[epoch_ms, value], ...]` of `formula` for `path`, one per bucket."""
+    def points(self, path: Path, formula: Formula) -> list[list[Number | None]]:
+        """`[[epoch_ms, value], ...]` of `formula` for `path`, one per bucket (None: a
+        division by an empty bucket, with `empty=null`)."""
         self.load([path], formula.names)
         stamps = [bucket * 1000 for bucket in self.window]
         if formula.is_name:  # its stored values as they are
             return [list(point) for point in zip(stamps, self._points[(path, formula.text)])]
         columns = {name: self._points[(path, name)] for name in formula.names}
-        values = formula.evaluate_columns(columns, len(stamps))
-        return [[stamp, clean(value)] for stamp, value in zip(stamps, values)]
+        values = formula.evaluate_columns(columns, len(stamps), self.query.empty_null)
+        return [[stamp, _answered(value)] for stamp, value in zip(stamps, values)]
 
-    def total(self, path: Path, formula: Formula) -> Number:
-        """`formula` over the window totals of its parts for `path`."""
+    def total(self, path: Path, formula: Formula, ranking: bool = False) -> Number | None:
+        """`formula` over the window totals of its parts for `path` (`ranking`: a
+        division by an empty total counts 0, whatever `empty` asks to answer)."""
         self.load_totals([path], formula.names)
         if formula.is_name:  # as stored: an integral total past 2**53 stays exact
             return clean(self._totals[(path, formula.text)])
-        return clean(formula.evaluate({name: self._totals[(path, name)]
-                                       for name in formula.names}))
+        return _answered(formula.evaluate({name: self._totals[(path, name)]
+                                           for name in formula.names},
+                                          self.query.empty_null and not ranking))
 
     def children(self, parents: Sequence[Path]) -> list[list[Path]]:
         """The children of each parent active in the window."""
@@ -155,8 +162,8 @@ class Reader:
         self.load_totals([parent, *children], sort.names)
         totals = []
         for batch in _batches(children, _TOTALS_PER_CHECK, self.deadline):
-            totals += [(child, self.total(child, sort)) for child in batch]
-        return rank(self.total(parent, sort), totals, threshold, limit)
+            totals += [(child, self.total(child, sort, ranking=True)) for child in batch]
+        return rank(self.total(parent, sort, ranking=True), totals, threshold, limit)
 
     def selection(self) -> list[Path]:
         """The parent, then the shown descendants, each child followed by its own."""

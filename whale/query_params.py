@@ -20,11 +20,15 @@ MAX_DEPTH = 3
 # is accepted and ignored: windows are UTC buckets, the plugin shows local time.
 QUERY_PARAMS = frozenset({
     "pk", "category", "dimensions", "dimension", "metrics", "metric", "period", "depth",
-    "threshold", "limit", "sort", "tzoffset", "from", "to", "format",
+    "threshold", "limit", "sort", "tzoffset", "from", "to", "format", "empty",
 })
 # `format=series`: /plotpoints and /totals as lists in the server's order, each series
 # with its path (what the jQuery plugin asks for), rather than objects keyed by dim_key.
 SERIES_FORMAT = "series"
+# `empty=null`: a formula's value that a division by an empty (0) bucket leaves without
+# one is null, so a graph of `dollars/hits` has gaps rather than drops to 0; `zero`
+# (the default, as the contract says) answers 0.
+EMPTY_CHOICES = ("zero", "null")
 # Names the period that answered a time range (hailwhale/times.py chose it).
 PERIOD_HEADER = "X-HailWhale-Period"
 # Taken by every endpoint, even repeated (a proxy may add its own): `_`, a cache-buster
@@ -49,6 +53,7 @@ class Query:
     max_buckets: int = Limits.points  # per series, when a time range sets the window
     range: TimeRange | None = None  # `from` and `to`; None: the period's latest window
     listed: bool = False  # format=series
+    empty_null: bool = False  # empty=null
     deadline: Deadline = field(default_factory=lambda: Deadline(None), compare=False)
 
 
@@ -160,6 +165,7 @@ def parse_query(
         max_buckets=limits.points,
         range=_time_range(params, now),
         listed=_listed(params),
+        empty_null=_empty_null(params),
         deadline=deadline,
     )
 
@@ -171,6 +177,15 @@ def _listed(params: Mapping[str, object]) -> bool:
                                      f"its path) or absent (objects keyed by dim_key), "
                                      f"not {_shown(str(given))!r}")
     return given == SERIES_FORMAT
+
+
+def _empty_null(params: Mapping[str, object]) -> bool:
+    given = _param(params, "empty")
+    if given is not None and given not in EMPTY_CHOICES:
+        raise InvalidQuery("empty", "empty is 'null' (a formula divided by an empty bucket "
+                                    "answers null there) or 'zero' (0, the default), "
+                                    f"not {_shown(str(given))!r}")
+    return given == "null"
 
 
 def _time_range(params: Mapping[str, object], now: float | None) -> TimeRange | None:
