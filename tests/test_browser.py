@@ -195,8 +195,9 @@ def watched(browser) -> Iterator[Watched]:
         one.context.close()
 
 
-PLUGIN = ["css/hailwhale.css", "js/hailwhale.client.js", "js/hailwhale.widget.js",
-          "js/jquery.hailwhale.js"]
+PLUGIN = ["css/hailwhale.css", "js/hailwhale.client.js", "js/hailwhale.format.js",
+          "js/hailwhale.meta.js", "js/hailwhale.range.js", "js/hailwhale.legend.js",
+          "js/hailwhale.panels.js", "js/hailwhale.widget.js", "js/jquery.hailwhale.js"]
 
 
 def plugin_page(other_origin: Pages, whale: str, name: str, body: str = "",
@@ -231,7 +232,7 @@ def series(page, selector: str = "#g") -> dict[str, dict]:
 
 
 def legend(page, selector: str = "#g") -> list[str]:
-    return page.locator(f"{selector} .hailwhale-legend .hailwhale-key").all_inner_texts()
+    return page.locator(f"{selector} .hailwhale-legend .hailwhale-name").all_inner_texts()
 
 
 def test_plugin_draws_overall_and_children_in_local_time(whale, other_origin, watched):
@@ -361,7 +362,7 @@ def test_series_keep_the_servers_order_with_the_plugin_file_alone(whale, other_o
     page.goto(plugin_page(other_origin, whale, "alone", plugin=["js/jquery.hailwhale.js"]))
     page.evaluate("url => $('#g').hailwhale({url: url, pk: 'codes', depth: 2})", whale)
     page.wait_for_selector("#g[data-hailwhale-state=ready]", timeout=10_000)
-    assert [watched.requested(f"/static/{path}") for path in PLUGIN] == [1, 1, 1, 1]
+    assert [watched.requested(f"/static/{path}") for path in PLUGIN] == [1] * len(PLUGIN)
     assert page.locator("#g .hailwhale-legend").evaluate("e => getComputedStyle(e).display") == (
         "flex")  # the stylesheet is in
 
@@ -370,7 +371,8 @@ def test_series_keep_the_servers_order_with_the_plugin_file_alone(whale, other_o
     assert legend(page) == ["overall", "7", "7 › b", "x", "404", "404 › a"]
     widths = page.evaluate("() => Object.fromEntries($('#g').hailwhale('plot').getData()"
                            ".map(s => [s.key, s.lines.lineWidth]))")
-    assert widths == {"_": 3, "7": 1.5, '["7","b"]': 1, "x": 1.5, "404": 1.5, '["404","a"]': 1}
+    assert widths == {"_": 2, "7": 1.75, '["7","b"]': 1.1, "x": 1.75, "404": 1.75,
+                      '["404","a"]': 1.1}
     rows = page.evaluate("""url => $.hailwhale(url).rows({pk: 'codes', depth: 1})
         .then(periods => periods.map(p => [p[0], p[1].map(row => row[0])]))""", whale)
     assert rows == [[period, ["_", "7", "x", "404"]] for period in PERIODS.split(",")]
@@ -381,7 +383,7 @@ def test_series_keep_the_servers_order_with_the_plugin_file_alone(whale, other_o
     page.wait_for_selector("#g button.hailwhale-key")
     page.locator("#g button.hailwhale-key", has_text="404 › a").click()
     page.wait_for_function("() => $('#g').hailwhale('options').dimension.join('/') === '404/a'")
-    page.wait_for_function("() => $('#g .hailwhale-key').text() === '404 › a'")
+    page.wait_for_function("() => $('#g .hailwhale-key .hailwhale-name').text() === '404 › a'")
 
 
 def test_count_from_a_page(whale, other_origin, watched):
@@ -414,7 +416,7 @@ def test_graph_js_embeds_a_live_graph_in_another_origin(whale, other_origin, wat
     assert set(series(page, ".hailwhale-embed")) == {SALES, P1, P2}
     assert page.evaluate("() => $('.hailwhale-embed').hailwhale('options').autoupdate")
     assert watched.requested("/static/vendor/jquery/jquery.min.js") == 1
-    assert [watched.requested(f"/static/{path}") for path in PLUGIN] == [1, 1, 1, 1]
+    assert [watched.requested(f"/static/{path}") for path in PLUGIN] == [1] * len(PLUGIN)
 
 
 def test_graph_js_uses_the_pages_own_jquery_and_loads_each_library_once(
@@ -434,7 +436,7 @@ def test_graph_js_uses_the_pages_own_jquery_and_loads_each_library_once(
     assert titles == ["Graph 0", "Graph 1"]
     assert watched.requested(f"{whale}/static/vendor/jquery/") == 0
     assert watched.requested("/static/vendor/flot/jquery.flot.js") == 1
-    assert [watched.requested(f"/static/{path}") for path in PLUGIN] == [1, 1, 1, 1]
+    assert [watched.requested(f"/static/{path}") for path in PLUGIN] == [1] * len(PLUGIN)
 
 
 def test_dashboard_drills_down_and_keeps_the_choice_in_the_url(whale, watched):
@@ -442,7 +444,8 @@ def test_dashboard_drills_down_and_keeps_the_choice_in_the_url(whale, watched):
     page.goto(whale + "/")
     page.wait_for_selector("#graph[data-hailwhale-state=ready]")
     assert legend(page, "#graph") == ["overall", "sales", "country"]
-    periods = page.locator("#period option").evaluate_all("os => os.map(o => o.value)")
+    periods = page.locator("#graph .hailwhale-range option[value^='period:']").evaluate_all(
+        "os => os.map(o => o.value.slice(7))")  # the range picker offers each period's window
     assert periods == PERIODS.split(",")
     assert "dollars" in page.locator("#metric-list option").evaluate_all(
         "os => os.map(o => o.value)")

@@ -1,13 +1,15 @@
 /*
- * The dashboard at /: pick a pk, a dimension, a metric (or formula) and a period;
- * a live graph, the children to drill into and the totals of every period.
- * The choice lives in the URL (?pk=&dimension=&metric=&period=&depth=&area=&live=&key=),
- * so a view can be bookmarked, shared, and walked back with the browser's Back.
+ * The dashboard at /: pick a pk, a dimension, metrics (or formulas) and a time range;
+ * a live graph, the children to drill into and the totals (dashboard.tables.js).
+ * The choice lives in the URL (?pk=&dimension=&metric=&range=&from=&to=&period=
+ * &depth=&area=&log=&compare=&threshold=&limit=&live=&key=), so a view can be
+ * bookmarked, shared, and walked back with the browser's Back (zooms included).
  */
 (function ($) {
     'use strict';
 
     var hw = $.hailwhale;
+    var tables = hw.dashboardTables;
     // Relative to this page, so the dashboard also works behind a path prefix.
     var base = window.location.pathname.replace(/\/[^/]*$/, '');
     // A server with a read key is opened as /?key=...: the key goes on to every request.
@@ -15,26 +17,35 @@
     var api = hw(base, key);
     var origin = window.location.origin + base;
     var POLL_MS = 5000;
+    // The view's parameters as the URL and /graph.js spell them (`metric` may list several,
+    // separated by commas); flags are 1 when on.
+    var TEXTS = ['pk', 'metric', 'range', 'from', 'to', 'period', 'threshold', 'limit'];
+    var FLAGS = ['area', 'log', 'compare'];
     var state = readState();
-    var meta = {pks: [], metrics: {}, periods: []};
+    var meta = {pks: [], pk_paths: {}, metrics: {}, periods: []};
     var sideGeneration = 0;
-    var sideBusy = false;
     var graphStarted = false;
+    var lastDraw = null;
 
     function readState() {
         var query = new URLSearchParams(window.location.search);
         var depth = parseInt(query.get('depth'), 10);
-        return {
-            pk: query.get('pk') || '',
+        var read = {
             dimension: hw.toPath(query.get('dimension')),
-            metric: query.get('metric') || 'hits',
-            period: query.get('period') || '',
             depth: isNaN(depth) ? 1 : Math.max(0, Math.min(2, depth)),
-            area: query.get('area') === '1',
             live: query.get('live') !== '0'
         };
+        $.each(TEXTS, function (i, name) {
+            read[name] = query.get(name) || '';
+        });
+        $.each(FLAGS, function (i, name) {
+            read[name] = query.get(name) === '1';
+        });
+        read.metric = read.metric || 'hits';
+        return read;
     }
 
+    /** The view as query parameters: the page's URL, and (with live=1) /graph.js'. */
     function stateQuery() {
         var query = new URLSearchParams();
         if (key) {
@@ -46,14 +57,17 @@
         if (state.dimension.length) {
             query.set('dimension', hw.dimKey(state.dimension));
         }
-        query.set('metric', state.metric);
-        if (state.period) {
-            query.set('period', state.period);
-        }
+        $.each(TEXTS, function (i, name) {
+            if (name !== 'pk' && state[name] !== '') {
+                query.set(name, state[name]);
+            }
+        });
         query.set('depth', String(state.depth));
-        if (state.area) {
-            query.set('area', '1');
-        }
+        $.each(FLAGS, function (i, name) {
+            if (state[name]) {
+                query.set(name, '1');
+            }
+        });
         if (!state.live) {
             query.set('live', '0');
         }
@@ -65,21 +79,6 @@
         if (url !== window.location.pathname + window.location.search) {
             window.history[push ? 'pushState' : 'replaceState'](null, '', url);
         }
-    }
-
-    function apiParams(extra) {
-        var params = {metrics: state.metric};
-        if (state.pk) {
-            params.pk = state.pk;
-        }
-        if (state.dimension.length) {
-            params.dimensions = hw.dimKey(state.dimension);
-        }
-        return $.extend(params, extra);
-    }
-
-    function number(value) {
-        return Number(value).toLocaleString(undefined, {maximumFractionDigits: 4});
     }
 
     function failure(xhr) {
@@ -109,20 +108,21 @@
         return path ? path.join(' › ') : pk;
     }
 
+    /** Why the chosen metrics cannot be stacked, or '' when they can. */
+    function stackProblem() {
+        var known = new hw.meta.Known(meta);
+        var reasons = $.map(hw.metricsOf({metric: state.metric}), function (metric) {
+            return known.unstackable(metric);
+        });
+        return reasons.length === hw.metricsOf({metric: state.metric}).length ? reasons[0] : '';
+    }
+
     function syncControls() {
         var pks = [''].concat(meta.pks.filter(function (pk) { return pk !== '_'; }));
         if (state.pk && pks.indexOf(state.pk) < 0) {
             pks.push(state.pk);
         }
         fillSelect($('#pk'), pks, pkLabel, state.pk);
-        var periods = meta.periods.slice();
-        if (state.period && periods.indexOf(state.period) < 0) {
-            periods.push(state.period);
-        }
-        fillSelect($('#period'), periods, function (name) {
-            var parts = name.split(':');
-            return parts.length === 2 ? parts[0] + ' buckets, last ' + parts[1] : name;
-        }, state.period);
         var $list = $('#metric-list').empty();
         var names = Object.keys(meta.metrics);
         if (names.indexOf('hits') < 0) {
@@ -139,7 +139,10 @@
         });
         $('#metric').val(state.metric);
         $('#depth').val(String(state.depth));
-        $('#area').prop('checked', state.area);
+        // Unique counts do not add up across children: no stacking, and the reason why.
+        var problem = stackProblem();
+        $('#area').prop({checked: state.area && !problem, disabled: !!problem});
+        $('#area-reason').text(problem).prop('hidden', !problem);
         $('#live').prop('checked', state.live);
     }
 
@@ -149,11 +152,6 @@
         }, function () {
             // Without /meta (an older server) the controls still take typed values.
             return $.Deferred().resolve().promise();
-        }).then(function () {
-            if (!state.period && meta.periods.length) {
-                state.period = meta.periods[0];
-                writeState(false);
-            }
         });
     }
 
@@ -193,136 +191,99 @@
     // -- graph, children and totals ------------------------------------------------
 
     function graphOptions() {
-        return {
+        var options = {
             url: base, key: key, pk: state.pk || null, dimension: state.dimension.slice(),
-            metric: state.metric, period: state.period || null, depth: state.depth,
-            area: state.area, autoupdate: state.live, interval: POLL_MS, height: 340,
-            drilldown: true
+            metric: state.metric, depth: state.depth, area: state.area && !stackProblem(),
+            log: state.log, compare: state.compare, autoupdate: state.live, interval: POLL_MS,
+            height: 340, drilldown: true
         };
+        $.each(['range', 'from', 'to', 'period', 'threshold', 'limit'], function (i, name) {
+            options[name] = state[name] === '' ? null : state[name];
+        });
+        return options;
     }
 
     function renderGraph() {
         var $graph = $('#graph');
-        if (!graphStarted) {
-            graphStarted = true;
-            $graph.on('hailwhaleselect', function (event, entry) {
-                event.preventDefault();
-                if (entry.level > 0) {
-                    drill(entry.path);
-                }
-            }).on('hailwhaledraw', function () {
-                $('#status').removeClass('is-error').removeAttr('title').text(
-                    (state.live ? 'live · ' : 'paused · ') + 'updated ' +
-                    new Date().toLocaleTimeString());
-                if (state.live) {
-                    refreshSide();
-                }
-            }).on('hailwhaleerror', function (event, message) {
-                // The message itself shows in the graph; the header only flags it.
-                $('#status').addClass('is-error').text('the graph could not be updated')
-                    .attr('title', message);
-            });
-            $graph.hailwhale(graphOptions());
-        } else {
+        if (graphStarted) {
             $graph.hailwhale('update', graphOptions());
-        }
-    }
-
-    function renderChildren(answer) {
-        var $list = $('#children').empty();
-        $('#children-period').text(answer.period ? 'in ' + answer.period : '');
-        if (!answer.children.length) {
-            $('<li class="empty"></li>').text('No children counted in this window.')
-                .appendTo($list);
             return;
         }
-        $.each(answer.children, function (i, child) {
-            var total = child.totals[Object.keys(child.totals)[0]];
-            var $button = $('<button type="button"></button>').attr('title', 'Drill down')
-                .on('click', function () { drill(state.dimension.concat([child.name])); });
-            $('<span class="name"></span>').text(child.name).appendTo($button);
-            $('<span class="value"></span>').text(number(total)).appendTo($button);
-            $('<li></li>').append($button).appendTo($list);
-        });
-    }
-
-    /** answer: [[period, [[dim_key, {metric: total}, path], ...]], ...], as the server ranks them. */
-    function renderTotals(answer) {
-        var periods = [];
-        var rowsOf = {};
-        var rows = [];  // every period's rows, in the server's order: the parent first
-        $.each(answer, function (i, period) {
-            var byKey = rowsOf[period[0]] = {};
-            periods.push(period[0]);
-            $.each(period[1], function (j, row) {
-                if (!rows.some(function (known) { return known[0] === row[0]; })) {
-                    rows.push(row);
-                }
-                byKey[row[0]] = row[1];
-            });
-        });
-        function total(key, period) {
-            var totals = rowsOf[period][key];
-            return totals ? totals[Object.keys(totals)[0]] : null;
-        }
-        var $table = $('#totals').empty();
-        var $head = $('<tr></tr>').appendTo($('<thead></thead>').appendTo($table));
-        $('<th scope="col"></th>').text('dimension').appendTo($head);
-        $.each(periods, function (i, period) {
-            $('<th scope="col" class="num"></th>').text(period).appendTo($head);
-        });
-        var $body = $('<tbody></tbody>').appendTo($table);
-        var parentPath = state.dimension;
-        $.each(rows, function (i, row) {
-            var key = row[0];
-            var path = row[2];
-            var $row = $('<tr></tr>').appendTo($body);
-            var $name = $('<th scope="row"></th>').appendTo($row);
-            if (i === 0) {
-                $row.addClass('parent');
-                $name.text(parentPath.length ? parentPath.join(' › ') : 'overall');
-            } else {
-                $('<button type="button"></button>').text(path.slice(parentPath.length).join(' › '))
-                    .on('click', function () { drill(path); }).appendTo($name);
+        graphStarted = true;
+        $graph.on('hailwhaleselect', function (event, entry) {
+            event.preventDefault();
+            if (entry.level > 0) {
+                drill(entry.path);
             }
-            $.each(periods, function (j, period) {
-                var value = total(key, period);
-                $('<td class="num"></td>').text(value == null ? '–' : number(value))
-                    .appendTo($row);
+        }).on('hailwhalerange', function (event, range) {
+            $.each(['range', 'from', 'to', 'period'], function (i, name) {
+                state[name] = range[name] == null ? '' : String(range[name]);
             });
+            changed(true, false);
+        }).on('hailwhaleoptions', function (event, change) {
+            $.each(change, function (name, value) {
+                state[name] = typeof value === 'boolean' ? value : (value == null ? '' : String(value));
+            });
+            changed(true, false);
+        }).on('hailwhaledraw', function (event, draw) {
+            $('#status').removeClass('is-error').removeAttr('title').text(
+                (state.live ? 'live · ' : 'paused · ') + 'updated ' +
+                new Date().toLocaleTimeString());
+            refreshSide(draw);
+        }).on('hailwhaleerror', function (event, message) {
+            // The message itself shows in the graph; the header only flags it.
+            $('#status').addClass('is-error').text('the graph could not be updated')
+                .attr('title', message);
         });
+        $graph.hailwhale(graphOptions());
     }
 
-    function refreshSide() {
-        if (sideBusy) {
-            return;
-        }
-        sideBusy = true;
+    /** The children list and the totals, for the window the graph just drew. */
+    function refreshSide(draw) {
         var generation = ++sideGeneration;
-        var period = state.period ? {period: state.period} : {};
-        var children = api.dimensions(apiParams(period));
-        var totals = api.rows(apiParams({depth: 1}));
-        children.done(function (answer) {
+        var parent = state.dimension.slice();
+        var hidden = draw.hidden;
+        lastDraw = $.extend({depth: state.depth, why: hidden && hidden.small === 0
+            ? 'past the limit per parent' : 'under the threshold or past the limit'}, draw);
+        var params = {metrics: draw.metrics[0], period: draw.period, from: draw.from, to: draw.to};
+        if (state.pk) {
+            params.pk = state.pk;
+        }
+        if (parent.length) {
+            params.dimensions = hw.dimKey(parent);
+        }
+        var limits = {};
+        $.each(['threshold', 'limit'], function (i, name) {
+            if (state[name] !== '') {
+                limits[name] = state[name];
+            }
+        });
+        var totals = $.extend({}, params, limits, {depth: 1});
+        delete totals.period;
+        delete totals.from;
+        delete totals.to;
+        if (!hw.isName(draw.metrics[0])) {
+            totals.empty = params.empty = 'null';
+        }
+        api.dimensions(params).done(function (answer) {
             if (generation === sideGeneration) {
-                renderChildren(answer);
+                $('#children-period').text('in ' + answer.period);
+                tables.children($('#children'), answer, lastDraw, parent, drill);
             }
         }).fail(function (xhr) {
             if (generation === sideGeneration) {
                 $('#children').empty().append($('<li class="error"></li>').text(failure(xhr)));
             }
         });
-        totals.done(function (answer) {
+        api.rows(totals).done(function (answer) {
             if (generation === sideGeneration) {
-                renderTotals(answer);
+                tables.totals($('#totals'), lastDraw, answer, parent, drill);
             }
         }).fail(function (xhr) {
             if (generation === sideGeneration) {
                 $('#totals').empty().append($('<caption class="error"></caption>')
                     .text(failure(xhr)));
             }
-        });
-        $.when(children, totals).always(function () {
-            sideBusy = false;
         });
     }
 
@@ -332,8 +293,6 @@
         renderExamples();
         renderTitle();
         renderGraph();
-        sideBusy = false;
-        refreshSide();
     }
 
     function drill(path) {
@@ -342,9 +301,16 @@
         render();
     }
 
-    function changed(push) {
+    /** The state changed: the URL follows (a new history entry with `push`); `redraw`
+     * when the graph does not know yet (the graph's own controls told us). */
+    function changed(push, redraw) {
         writeState(push);
-        render();
+        if (redraw === false) {
+            syncControls();
+            renderExamples();
+        } else {
+            render();
+        }
     }
 
     $('#controls').on('submit', function (event) {
@@ -357,27 +323,21 @@
         loadMeta().always(function () { changed(true); });
     });
     $('#metric').on('change', function () {
-        var metric = $.trim($(this).val()) || 'hits';
+        var metric = hw.metricsOf({metric: $(this).val()}).join(', ');
         if (metric !== state.metric) {
             state.metric = metric;
             changed(true);
         }
     });
-    $('#period').on('change', function () {
-        state.period = $(this).val();
-        changed(true);
-    });
     $('#depth').on('change', function () {
         state.depth = parseInt($(this).val(), 10) || 0;
         changed(true);
     });
-    $('#area').on('change', function () {
-        state.area = this.checked;
-        changed(false);
-    });
-    $('#live').on('change', function () {
-        state.live = this.checked;
-        changed(false);
+    $.each(['area', 'live'], function (i, name) {
+        $('#' + name).on('change', function () {
+            state[name] = this.checked;
+            changed(false);
+        });
     });
     $(window).on('popstate', function () {
         var pk = state.pk;

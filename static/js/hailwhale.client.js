@@ -4,6 +4,7 @@
  *                                               metrics: {dollars: 500}});
  *
  * Needs jQuery (1.9+) only: a page that just counts loads this file alone.
+ * graphParams() turns the plugin's options into /plotpoints parameters.
  * series() and rows() ask for the answers as lists (`format=series`): each series
  * with its dim_key and its path, in the server's order (it ranks children: largest
  * first, ties by name), so nothing is re-sorted or re-parsed here.
@@ -56,21 +57,48 @@
         return value == null || value === '' ? undefined : String(value);
     }
 
-    /** /plotpoints parameters from the plugin's options (one metric: the graph's). */
+    /** The metrics or formulas `options` ask for, as a list: `metric` (or `metrics`) is
+     * a name, a formula, an array, a JSON list, or several separated by commas (no name
+     * or formula holds one). */
+    function metricsOf(options) {
+        var given = options.metrics || options.metric || 'hits';
+        if (typeof given === 'string' && given.charAt(0) === '[') {
+            try {
+                given = JSON.parse(given);
+            } catch (ignored) {
+                return [given];  // the server names what is wrong with it
+            }
+        }
+        var list = $.isArray(given) ? given : String(given).split(',');
+        list = $.map(list, function (one) { return $.trim(String(one)) || null; });
+        return list.length ? list : ['hits'];
+    }
+
+    /** Whether `metric` is a plain name rather than a formula. */
+    function isName(metric) {
+        return /^[A-Za-z_][A-Za-z0-9_.]*$/.test(metric);
+    }
+
+    /** /plotpoints parameters from the plugin's options: `range: '6h'` is `from=-6h`. */
     function graphParams(options) {
-        var metric = $.isArray(options.metric) ? options.metric[0] : options.metric;
+        var metrics = metricsOf(options);
+        var range = options.range ? String(options.range).replace(/^-/, '') : null;
         var params = {
             pk: pathParam(options.pk),
             dimensions: pathParam(options.dimension),
-            metrics: metric || 'hits',
+            metrics: metrics.length === 1 ? metrics[0] : JSON.stringify(metrics),
             period: options.period || undefined,
+            from: range ? '-' + range : (options.from == null ? undefined : options.from),
+            to: range || options.to == null ? undefined : options.to,
             depth: options.depth || undefined,
             threshold: options.threshold == null ? undefined : options.threshold,
             limit: options.limit == null ? undefined : options.limit,
-            sort: options.sort || undefined
+            sort: options.sort || undefined,
+            // A ratio has no value where its denominator's bucket is empty: a gap, not 0.
+            empty: metrics.every(isName) ? undefined : 'null'
         };
         $.each(params, function (name, value) {
-            if (value === undefined) {
+            if (value === undefined || value === '') {
                 delete params[name];
             }
         });
@@ -96,7 +124,10 @@
             cache: false, traditional: true,
             headers: this.key ? {'X-HailWhale-Key': this.key} : {},
             converters: {
-                'text series': function (text) { return entries(JSON.parse(text).series, 'points'); },
+                'text series': function (text) {
+                    var answer = JSON.parse(text);
+                    return {period: answer.period, series: entries(answer.series, 'points')};
+                },
                 'text rows': function (text) {
                     return $.map(JSON.parse(text).periods, function (period) {
                         return [[period.period, entries(period.series, 'totals')]];
@@ -125,11 +156,12 @@
     Client.prototype.meta = function (params) { return this.get('/meta', params); };
 
     /**
-     * The graph the plugin's `options` ask for: /plotpoints as [[dim_key, {metric: points},
-     * path], ...], the parent first, then each child followed by its own.
+     * The graph the plugin's `options` ask for (`extra` parameters over them): /plotpoints
+     * as {period, series: [[dim_key, {metric: points}, path], ...]}, the parent first, then
+     * each child followed by its own.
      */
-    Client.prototype.series = function (options) {
-        return this.get('/plotpoints', $.extend(graphParams(options), {format: 'series'}),
+    Client.prototype.series = function (options, extra) {
+        return this.get('/plotpoints', $.extend(graphParams(options), extra, {format: 'series'}),
                         'series');
     };
 
@@ -164,4 +196,7 @@
     $.hailwhale.Client = Client;
     $.hailwhale.dimKey = dimKey;
     $.hailwhale.toPath = toPath;
+    $.hailwhale.metricsOf = metricsOf;
+    $.hailwhale.isName = isName;
+    $.hailwhale.graphParams = graphParams;
 }(window.jQuery));

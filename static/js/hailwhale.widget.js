@@ -1,112 +1,59 @@
-/*! hailwhale.widget.js: one live HailWhale graph drawn with flot: legend, hover, autoupdate, destroy. */
+/*! hailwhale.widget.js: one live HailWhale graph: fetches what its options ask for and draws it. */
 /*
- * The plugin glue (jquery.hailwhale.js) makes one Widget per element; the look is
- * css/hailwhale.css. Needs jQuery, flot 4 (with its time and stack plugins: the
- * es5 bundle has them) and hailwhale.client.js. The widget draws its own HTML
- * legend (flot 4's SVG legend ignores clicks, pastes labels in as markup and has
- * a black background unless styled), keeps the server's order of series (it
- * ranks them) and polls with one setTimeout chain, so no timer outlives destroy.
+ * The plugin glue (jquery.hailwhale.js) makes one Widget per element. A refresh
+ * asks, in order: /meta (once per pk: are the metrics known, which are unique),
+ * /plotpoints (the graph, in the server's order), then for exactly the window
+ * it answered /totals (the legend's totals), /dimensions (the children the
+ * threshold left out) and, to compare, the previous window. The pieces draw:
+ * hailwhale.panels.js (plots), hailwhale.legend.js (legend, hidden children,
+ * tooltip), hailwhale.range.js (range picker, zoom). Polling is one setTimeout
+ * chain, so no timer outlives destroy. The look is css/hailwhale.css.
  */
 (function ($) {
     'use strict';
 
-    if (!$ || !$.hailwhale || !$.hailwhale.Client) {
-        throw new Error('hailwhale.widget.js needs jQuery and hailwhale.client.js on the page first');
+    var hw = $ && $.hailwhale;
+    if (!hw || !hw.Client || !hw.text || !hw.meta || !hw.Range || !hw.Legend || !hw.Panels) {
+        throw new Error('hailwhale.widget.js needs jQuery, flot, hailwhale.client.js, ' +
+                        'hailwhale.format.js, hailwhale.meta.js, hailwhale.range.js, ' +
+                        'hailwhale.legend.js and hailwhale.panels.js on the page first');
     }
 
-    var hw = $.hailwhale;
     var DATA_KEY = 'hailwhale';
     var DEFAULTS = {
         url: '',            // the HailWhale server; '' is this page's origin
         key: null,          // the server's read key, if it has one
         pk: null,           // category: a name or a JSON list path
         dimension: null,    // the parent path: a name, an array or a JSON list
-        metric: 'hits',     // a metric name or a formula such as dollars/hits
-        period: null,       // a configured period such as 15s:3h; null is the server's first
+        metric: 'hits',     // a name or formula (dollars/hits), or several: an array,
+        metrics: null,      //   a JSON list or names separated by commas (small multiples)
+        period: null,       // a configured period such as 15s:3h: its latest window
+        range: null,        // the last stretch of time, such as 6h: from=-6h
+        from: null,         // a time range: epoch seconds, ISO 8601 or -6h, as the server
+        to: null,           //   takes them; without period, the finest that covers it
         depth: 0,           // 1 adds the children, 2 the grandchildren
         threshold: null,    // null is the server's default (0.1)
         limit: null,        // null is the server's default (10 per parent)
         sort: null,
         autoupdate: false,
-        interval: 10000,    // ms between polls when autoupdate
+        interval: 10000,    // ms between polls when autoupdate (a range with a fixed end: none)
         title: null,
-        area: false,        // stack the children as filled areas under the overall line
-        colors: null,       // [overall, child, child, ...]
+        area: false,        // stack the children as filled areas under the parent's line
+        log: false,         // a log y axis
+        compare: false,     // the previous window of the same length, dashed
+        zoom: true,         // drag across the plot to zoom; a button zooms back out
+        toolbar: true,      // the range picker, bucket size, log and compare toggles
+        colors: null,       // [parent, child, child, ...]
         legend: true,
         height: null,       // px; null uses the element's own height, or 260
         drilldown: false,   // legend children are buttons that trigger 'hailwhaleselect'
         flot: null          // extra flot options, merged last
     };
-    var COLORS = ['#1d3557', '#4e79a7', '#f28e2b', '#e15759', '#59a14f', '#b07aa1',
-                  '#76b7b2', '#edc948', '#ff9da7', '#9c755f', '#8cd17d', '#bab0ac'];
-    var LINE_WIDTHS = [3, 1.5, 1, 1];
+    // Children's colours: none close to the parent's (dark blue, or light in dark mode).
+    var COLORS = ['#f28e2b', '#59a14f', '#e15759', '#4e79a7', '#b07aa1', '#76b7b2', '#edc948',
+                  '#ff9da7', '#9c755f', '#8cd17d', '#bab0ac'];
+    var DARK = window.matchMedia ? window.matchMedia('(prefers-color-scheme: dark)') : null;
     var nextId = 0;
-
-    // -- numbers and times -----------------------------------------------------
-
-    function trimZeros(text) {
-        return text.indexOf('.') < 0 ? text : text.replace(/\.?0+$/, '');
-    }
-
-    function compact(value) {
-        var size = Math.abs(value);
-        var units = [[1e12, 'T'], [1e9, 'B'], [1e6, 'M'], [1e3, 'k']];
-        for (var i = 0; i < units.length; i++) {
-            if (size >= units[i][0]) {
-                return trimZeros((value / units[i][0]).toFixed(2)) + units[i][1];
-            }
-        }
-        if (size === 0) {
-            return '0';
-        }
-        return size >= 1 ? trimZeros(value.toFixed(2)) : trimZeros(value.toPrecision(3));
-    }
-
-    /** A round axis end a little beyond `value`, on a step of at least `least`. */
-    function roundUp(value, least) {
-        if (value <= 0) {
-            return 0;
-        }
-        value *= 1.05;  // headroom: the highest point does not touch the frame
-        var rough = value / 5;
-        var magnitude = Math.pow(10, Math.floor(Math.log(rough) / Math.LN10));
-        var steps = [1, 2, 2.5, 5, 10];
-        for (var i = 0; i < steps.length - 1 && rough > steps[i] * magnitude; i++) {
-            // the first round step that fits five ticks
-        }
-        var step = Math.max(steps[i] * magnitude, least || 0);
-        return Math.ceil(value / step - 1e-9) * step;
-    }
-
-    function exact(value) {
-        return Number(value).toLocaleString(undefined, {maximumFractionDigits: 6});
-    }
-
-    function span(ms) {
-        var units = [[86400000, 'd'], [3600000, 'h'], [60000, 'min'], [1000, 's']];
-        for (var i = 0; i < units.length; i++) {
-            if (ms >= units[i][0] && ms % units[i][0] === 0) {
-                return ms / units[i][0] + ' ' + units[i][1];
-            }
-        }
-        return ms + ' ms';
-    }
-
-    function bucketTime(ms, step) {
-        var parts = {month: 'short', day: 'numeric', hourCycle: 'h23'};
-        if (step < 86400000) {
-            parts.hour = '2-digit';
-            parts.minute = '2-digit';
-        } else {
-            parts.year = 'numeric';
-        }
-        if (step < 60000) {
-            parts.second = '2-digit';
-        }
-        return new Date(ms).toLocaleString(undefined, parts);
-    }
-
-    // -- the widget ------------------------------------------------------------
 
     function Widget(element, options) {
         this.element = element;
@@ -116,12 +63,13 @@
         this.client = hw(this.options.url, this.options.key);
         this.plot = null;
         this.timer = null;
-        this.xhr = null;
+        this.requests = [];
         this.generation = 0;
         this.draws = 0;
         this.colorOf = {};
-        this.entries = [];
-        this.legendSignature = null;
+        this.drawn = null;  // what the last draw showed, for hover and a redraw
+        this.window = null;
+        this.step = 0;
         this.destroyed = false;
         this.originalStyle = element.getAttribute('style');
         this.build();
@@ -133,28 +81,37 @@
         var ownHeight = this.$element.height();
         this.$element.addClass('hailwhale').empty().attr('data-hailwhale-state', 'loading');
         this.$title = $('<div class="hailwhale-title"></div>').appendTo(this.$element);
-        // flot removes whatever else its placeholder holds: notes sit beside it, in a frame.
+        this.range = new hw.Range(this, $('<div class="hailwhale-toolbar"></div>').appendTo(this.$element));
+        // flot removes whatever else its placeholder holds: notes sit beside the plots.
         this.$frame = $('<div class="hailwhale-frame"></div>').appendTo(this.$element);
-        this.$plot = $('<div class="hailwhale-plot"></div>').appendTo(this.$frame);
         this.$note = $('<div class="hailwhale-note">Loading…</div>').appendTo(this.$frame);
-        this.$error = $('<div class="hailwhale-error" role="alert"></div>').hide()
-            .appendTo(this.$frame);
+        this.$error = $('<div class="hailwhale-error" role="alert"></div>').hide().appendTo(this.$frame);
+        this.panels = new hw.Panels(this.$frame);
         this.$legend = $('<div class="hailwhale-legend"></div>').appendTo(this.$element);
-        this.$tip = $('<div class="hailwhale-tip"></div>').hide().appendTo(this.$element);
+        this.legend = new hw.Legend(this.$legend);
+        this.$hidden = $('<div class="hailwhale-hidden"></div>').hide().appendTo(this.$element);
+        this.$notes = $('<div class="hailwhale-notes"></div>').hide().appendTo(this.$element);
+        this.tip = new hw.Tip($('<div class="hailwhale-tip"></div>').hide().appendTo(this.$element),
+                              this.$element);
         this.fixedHeight = !this.options.height && ownHeight >= 120 ? ownHeight : null;
         if (this.fixedHeight) {
-            // The element has a height of its own: the plot takes what title and legend leave.
+            // The element has a height of its own: the plots take what the rest leaves.
             this.$element.addClass('hailwhale-fixed').css('height', ownHeight);
         }
         this.applyOptions();
 
-        this.$plot.on('plothover.' + DATA_KEY, function (event, pos) {
+        this.$frame.on('plothover.' + DATA_KEY, function (event, pos) {
             self.hover(pos);
         }).on('mouseleave.' + DATA_KEY, function () {
             self.unhover();
+        }).on('plotselected.' + DATA_KEY, function (event, ranges) {
+            $.each(self.panels.plots(), function (i, plot) { plot.clearSelection(true); });
+            if (ranges && ranges.xaxis && self.options.zoom !== false) {
+                self.range.zoom(ranges.xaxis.from, ranges.xaxis.to);
+            }
         });
         this.$legend.on('click.' + DATA_KEY, 'button.hailwhale-key', function () {
-            var entry = self.entries[+$(this).attr('data-index')];
+            var entry = self.drawn && self.drawn.keys[+$(this).attr('data-index')];
             if (!entry) {
                 return;
             }
@@ -170,15 +127,16 @@
             clearTimeout(resizing);
             resizing = setTimeout(function () { self.resize(); }, 150);
         });
+        this.restyle = function () { self.redraw(); };
+        if (DARK && DARK.addEventListener) {
+            DARK.addEventListener('change', this.restyle);
+        }
     };
 
     Widget.prototype.applyOptions = function () {
         var options = this.options;
         this.$title.text(options.title || '').toggle(!!options.title);
         this.$legend.toggle(options.legend !== false);
-        if (!this.fixedHeight) {
-            this.$plot.css('height', (+options.height || 260) + 'px');
-        }
     };
 
     /** Change options (e.g. {dimension: [...]}) and redraw in place. */
@@ -188,14 +146,39 @@
         if (this.options.url !== before.url || this.options.key !== before.key) {
             this.client = hw(this.options.url, this.options.key);
         }
-        var same = ['pk', 'dimension', 'metric', 'url'].every(function (name) {
+        var same = ['pk', 'dimension', 'url'].every(function (name) {
             return JSON.stringify(before[name]) === JSON.stringify(this.options[name]);
         }, this);
         if (!same) {
             this.colorOf = {};
         }
+        this.range.changed(hw.rangeOf(before), hw.rangeOf(this.options));
         this.applyOptions();
         this.refresh();
+    };
+
+    /** Show `range` ({range}, {from, to} or {period}); `how` says why, for the page. */
+    Widget.prototype.setRange = function (range, how) {
+        this.options = $.extend({}, this.options, {range: null, from: null, to: null, period: null},
+                                range);
+        this.$element.trigger('hailwhalerange', [hw.rangeOf(this.options), how]);
+        this.refresh();
+    };
+
+    /** Show every child (threshold 0, the most per parent), or the server's defaults again. */
+    Widget.prototype.showAll = function (all) {
+        var change = all ? {threshold: 0, limit: 0} : {threshold: null, limit: null};
+        this.update(change);
+        this.$element.trigger('hailwhaleoptions', [change]);
+    };
+
+    Widget.prototype.abort = function () {
+        $.each(this.requests, function (i, request) {
+            if (request.abort) {
+                request.abort();
+            }
+        });
+        this.requests = [];
     };
 
     /** Fetch now; with autoupdate, the next poll follows `interval` ms after this one ends. */
@@ -209,16 +192,14 @@
         }
         clearTimeout(this.timer);
         this.timer = null;
-        if (this.xhr) {
-            this.xhr.abort();
-        }
+        this.abort();
         var self = this;
         var generation = ++this.generation;
-        var xhr = this.xhr = this.client.series(this.options);
-        xhr.done(function (series) {
-            if (generation === self.generation) {
+        var current = function () { return generation === self.generation; };
+        this.fetch(current).done(function (data) {
+            if (current()) {
                 try {
-                    self.render(series);
+                    self.draw(data);
                 } catch (error) {
                     self.showError('Could not draw the graph: ' + error.message);
                     if (window.console) {
@@ -226,20 +207,97 @@
                     }
                 }
             }
-        }).fail(function (failed, status) {
-            if (generation === self.generation && status !== 'abort') {
-                self.showError(self.client.failure(failed));
+        }).fail(function (message) {
+            if (current() && message) {
+                self.showError(message);
             }
         }).always(function () {
-            if (generation === self.generation) {
-                self.xhr = null;
+            if (current()) {
+                self.requests = [];
                 self.schedule();
             }
         });
     };
 
+    /** A request of this refresh: aborted by the next; fails with the message to show. */
+    Widget.prototype.ask = function (request) {
+        var client = this.client;
+        this.requests.push(request);
+        return request.then(function (answer) {
+            return answer;  // the answer alone, not jQuery's (data, status, xhr)
+        }, function (failed, status) {
+            return $.Deferred().reject(status === 'abort' ? null : client.failure(failed)).promise();
+        });
+    };
+
+    /** Everything one draw needs, as a promise of {known, metrics, answer, totals, ...}. */
+    Widget.prototype.fetch = function (current) {
+        var self = this;
+        var options = this.options;
+        var wanted = hw.metricsOf(options);
+        return hw.meta.known(this.client, options.pk, this.metaStale).then(function (known) {
+            var problems = $.map(wanted, function (metric) { return known.unknown(metric); });
+            var metrics = wanted.filter(function (metric) { return !known.unknown(metric); });
+            self.metaStale = problems.length > 0;  // counted since? ask /meta again next time
+            if (!current()) {
+                return $.Deferred().reject(null).promise();
+            }
+            if (!metrics.length) {
+                return $.Deferred().reject(problems.join('\n')).promise();
+            }
+            var asked = $.extend({}, options, {metric: metrics, metrics: null});
+            return self.ask(self.client.series(asked)).then(function (answer) {
+                return self.fetchAround(current, asked, answer).then(function (around) {
+                    return $.extend({known: known, metrics: metrics, problems: problems,
+                                     answer: answer}, around);
+                });
+            });
+        });
+    };
+
+    /** For the window `answer` covers: the totals, all children, the previous window. */
+    Widget.prototype.fetchAround = function (current, asked, answer) {
+        var self = this;
+        var options = this.options;
+        var metrics = asked.metric;
+        var first = answer.series.length ? answer.series[0][1][metrics[0]] || [] : [];
+        if (!first.length || !current()) {
+            return $.Deferred().resolve({totals: [], children: null, previous: null}).promise();
+        }
+        // Exactly the buckets drawn: the same period, from the first to the last.
+        var step = first.length > 1 ? first[1][0] - first[0][0] : hw.text.period(answer.period)[0] * 1000;
+        var from = first[0][0] / 1000;
+        var to = first[first.length - 1][0] / 1000;
+        var exact = {range: null, period: answer.period, from: from, to: to};
+        var totals = this.ask(this.client.rows(hw.graphParams($.extend({}, asked, exact))));
+        var children = options.depth >= 1 ? this.ask(this.client.dimensions(hw.graphParams($.extend(
+            {}, asked, exact, {metric: this.sortMetric(metrics), depth: 0, threshold: null,
+                               limit: null, sort: null})))) : null;
+        var previous = null;
+        if (options.compare) {
+            var length = to - from + step / 1000;
+            var before = $.extend({}, asked, exact, {from: from - length, to: to - length, depth: 0});
+            // A window older than the period keeps is no reason to fail the graph.
+            var points = this.client.series(before);
+            var rows = this.client.rows(hw.graphParams(before));
+            this.requests.push(points, rows);
+            previous = $.when(points, rows).then(function (points, rows) {
+                    return {length: length, answer: points[0], rows: rows[0]};
+                }, function (failed) {
+                    return $.Deferred().resolve({length: length,
+                                                 problem: self.client.failure(failed)}).promise();
+                });
+        }
+        return $.when(totals, children, previous).then(function (rows, dims, before) {
+            return {totals: rows, children: dims, previous: before, step: step};
+        });
+    };
+
     Widget.prototype.schedule = function () {
-        if (this.destroyed || !this.options.autoupdate) {
+        var options = this.options;
+        // A range that ends at a fixed time does not move: nothing to poll for.
+        if (this.destroyed || !options.autoupdate || (options.to != null && options.to !== '' &&
+                                                       !/^\s*(-|now)/.test(String(options.to)))) {
             return;
         }
         var self = this;
@@ -247,198 +305,163 @@
         this.timer = setTimeout(function () {
             self.timer = null;
             self.refresh();
-        }, Math.max(200, +this.options.interval || DEFAULTS.interval));
+        }, Math.max(200, +options.interval || DEFAULTS.interval));
     };
 
-    Widget.prototype.colorFor = function (entry) {
-        var palette = this.options.colors || COLORS;
+    Widget.prototype.colorFor = function (entry, colors) {
+        var palette = this.options.colors;
         if (entry.level === 0) {
-            return palette[0];
+            return palette ? palette[0] : colors.parent;
         }
+        var children = palette ? palette.slice(1) : COLORS;
         if (!this.colorOf[entry.key]) {
-            var used = 0;
-            $.each(this.colorOf, function () { used++; });
-            this.colorOf[entry.key] = palette[1 + used % Math.max(1, palette.length - 1)];
+            this.colorOf[entry.key] = children[Object.keys(this.colorOf).length %
+                                               Math.max(1, children.length)];
         }
         return this.colorOf[entry.key];
     };
 
     /** One entry per series, in the server's order: the parent first, then each child
      * (ranked) followed by its own. */
-    Widget.prototype.entriesOf = function (series) {
-        var wanted = $.isArray(this.options.metric) ? this.options.metric[0] : this.options.metric;
+    Widget.prototype.entriesOf = function (series, colors) {
+        var self = this;
         var parent = series.length ? series[0][2] : [];
-        return $.map(series, function (entry) {
-            var byMetric = entry[1] || {};
-            var points = byMetric[wanted] || byMetric[Object.keys(byMetric)[0]] || [];
-            var path = entry[2];
+        return $.map(series, function (one) {
+            var path = one[2];
             var level = path.length - parent.length;
-            var label = level === 0 ? (path.length ? path.join(' › ') : 'overall')
-                                    : path.slice(parent.length).join(' › ');
-            return {key: entry[0], path: path, level: level, points: points, label: label};
+            var entry = {key: one[0], path: path, level: level, points: one[1] || {},
+                         label: level === 0 ? (path.length ? path.join(' › ') : 'overall')
+                                            : path.slice(parent.length).join(' › ')};
+            entry.color = self.colorFor(entry, colors);
+            return [entry];
         });
     };
 
-    Widget.prototype.render = function (series) {
+    /** The metric that ranks children: `sort` (a leading `-` is the server's to ignore). */
+    Widget.prototype.sortMetric = function (metrics) {
+        return this.options.sort ? String(this.options.sort).replace(/^-/, '') : metrics[0];
+    };
+
+    /** The children the threshold or the limit left out, from /dimensions' list. */
+    Widget.prototype.hiddenOf = function (entries, totals, children, metrics) {
+        var options = this.options;
+        if (!children || !entries.length) {
+            return null;
+        }
+        var shown = {};
+        $.each(entries, function (i, entry) {
+            if (entry.level === 1) {
+                shown[entry.key] = true;
+            }
+        });
+        var left = children.children.filter(function (child) { return !shown[child.key]; });
+        var threshold = options.threshold == null ? 0.1 : +options.threshold;
+        var sort = this.sortMetric(metrics);
+        var parentTotal = (totals[entries[0].key] || {})[sort];
+        var small = parentTotal == null ? null : left.filter(function (child) {
+            return Math.abs(child.totals[sort] || 0) < threshold * Math.abs(parentTotal);
+        }).length;
+        return {count: left.length, small: small, threshold: threshold,
+                limit: options.limit == null ? 10 : (+options.limit || 100),
+                parent: entries[0].label, all: threshold === 0, names: left.map(function (c) {
+                    return c.name;
+                })};
+    };
+
+    Widget.prototype.draw = function (data) {
         var self = this;
         var options = this.options;
-        var entries = this.entriesOf(series);
-        var low = 0;
-        var high = 0;
-        var whole = true;
-        $.each(entries, function (i, entry) {
-            entry.color = self.colorFor(entry);
-            $.each(entry.points, function (j, point) {
-                low = Math.min(low, point[1]);
-                high = Math.max(high, point[1]);
-                whole = whole && point[1] % 1 === 0;
-            });
+        var colors = hw.theme(this.element);
+        var metrics = data.metrics;
+        var entries = this.entriesOf(data.answer.series, colors);
+        var totals = {};
+        $.each(data.totals.length ? data.totals[0][1] : [], function (i, row) {
+            totals[row[0]] = row[1];
         });
-        if (options.area) {
-            // Stacked children can top the parent (averages do): the axis must hold the stack.
-            var stacked = [];
-            $.each(entries, function (i, entry) {
-                if (entry.level === 1) {
-                    $.each(entry.points, function (j, point) {
-                        stacked[j] = (stacked[j] || 0) + point[1];
-                        high = Math.max(high, stacked[j]);
-                    });
-                }
+        var previous = null;
+        var notes = data.problems.slice();
+        if (data.previous && data.previous.problem) {
+            notes.push('No previous window to compare: ' + data.previous.problem);
+        } else if (data.previous && data.previous.answer.series.length) {
+            var shift = data.previous.length * 1000;
+            var before = data.previous.answer.series[0];
+            var shifted = {};
+            $.each(before[1], function (metric, points) {
+                shifted[metric] = $.map(points, function (p) { return [[p[0] + shift, p[1]]]; });
             });
+            previous = {key: before[0] + ' (previous)', path: before[2], level: 0, previous: true,
+                        label: 'previous ' + hw.text.duration(data.previous.length),
+                        color: colors.parent, points: shifted};
+            var rows = data.previous.rows.length ? data.previous.rows[0][1] : [];
+            if (rows.length) {
+                totals[previous.key] = rows[0][1];
+            }
         }
-        // Children first and the parent last, so its thick line is drawn on top.
-        var ordered = entries.filter(function (e) { return e.level > 0; })
-            .concat(entries.filter(function (e) { return e.level === 0; }));
-        var drawn = $.map(ordered, function (entry) {
-            var stacked = options.area && entry.level === 1;
-            return {
-                key: entry.key, path: entry.path, level: entry.level, label: entry.label,
-                color: entry.color, data: entry.points, shadowSize: 0,
-                stack: stacked ? 'children' : null,
-                lines: {show: true, lineWidth: stacked ? 1 : LINE_WIDTHS[Math.min(entry.level, 3)],
-                        fill: stacked ? 0.55 : false}
-            };
+        var unstackable = $.map(metrics, function (metric) {
+            return [options.area ? data.known.unstackable(metric) : null];
         });
-        var first = entries.length && entries[0].points.length ? entries[0].points : null;
-        var xaxis = {
-            min: first ? first[0][0] : Date.now() - 3600000,
-            max: first ? first[first.length - 1][0] : Date.now()
-        };
-        // y from 0 (below only for negative data); an empty window is a flat line on [0, 1].
-        // Counts get whole-number ticks: no 0.2 of a hit.
-        var least = whole ? 1 : 0;
-        var yaxis = {min: low < 0 ? -roundUp(-low, least) : 0,
-                     max: (high === 0 && low === 0) ? 1 : roundUp(high, least),
-                     minTickSize: least || null, tickDecimals: whole ? 0 : null};
-        this.step = first && first.length > 1 ? first[1][0] - first[0][0] : 0;
-        this.entries = entries;
+        var drawn = this.panels.draw(entries, metrics, {
+            height: this.fixedHeight ? null : (+options.height || 260), zoom: options.zoom !== false,
+            dark: !!(DARK && DARK.matches), area: !!options.area, unstackable: unstackable,
+            log: !!options.log, previous: previous, colors: colors, flot: options.flot
+        });
+        this.plot = this.panels.plots()[0] || null;
+        this.step = data.step || 0;
+        this.window = drawn.x;
+        this.drawn = {entries: entries, keys: previous ? entries.concat([previous]) : entries,
+                      metrics: metrics, data: data};
         this.hideError();
-        var empty = high === 0 && low === 0;
-        this.$note.text(empty ? 'Nothing counted in this window yet' : '').toggle(empty);
-        if (!this.plot) {
-            var flotOptions = $.extend(true, {
-                // Both axes get explicit ends: flot measures tick labels before it
-                // autoscales, so a widened axis could push its top label off the canvas.
-                xaxis: {mode: 'time', timeBase: 'milliseconds', timezone: 'browser',
-                        autoScale: 'none', showMinorTicks: false},
-                yaxis: {tickFormatter: compact, autoScale: 'none', showMinorTicks: false},
-                series: {shadowSize: 0},
-                grid: {hoverable: true, autoHighlight: false, borderWidth: {top: 0, right: 0, bottom: 1, left: 1},
-                       borderColor: '#c3cad3', tickColor: '#edf0f3', color: '#52606d',
-                       labelMargin: 8, margin: {top: 8, right: 12, bottom: 0, left: 0}},
-                legend: {show: false}
-            }, {xaxis: xaxis, yaxis: yaxis}, options.flot || {});
-            this.plot = $.plot(this.$plot, drawn, flotOptions);
-        } else {
-            var axes = this.plot.getAxes();
-            $.extend(axes.xaxis.options, xaxis);
-            $.extend(axes.yaxis.options, yaxis);
-            this.plot.setData(drawn);
-            this.plot.setupGrid();
-            this.plot.draw();
-        }
-        this.renderLegend(entries);
+        this.$note.text(drawn.empty ? 'Nothing counted in this window yet' : '').toggle(drawn.empty);
+        this.legend.render(this.drawn.keys, metrics, totals,
+                           {drilldown: !!options.drilldown, area: !!options.area});
+        var hidden = this.hiddenOf(entries, totals, data.children, metrics);
+        hw.hiddenNote(this.$hidden, hidden, function (all) { self.showAll(all); });
+        this.$notes.text(notes.join('\n')).toggle(notes.length > 0);
+        this.range.sync(data.known.periods, data.answer.period, drawn.x, this.step);
         this.draws++;
         this.$element.attr({'data-hailwhale-state': 'ready', 'data-hailwhale-draws': this.draws});
-        this.$element.trigger('hailwhaledraw', [{entries: entries, draws: this.draws}]);
+        this.$element.trigger('hailwhaledraw', [{
+            entries: entries, draws: this.draws, metrics: metrics, period: data.answer.period,
+            from: drawn.x.min / 1000, to: drawn.x.max / 1000, totals: totals, hidden: hidden,
+            range: hw.rangeOf(options), known: data.known
+        }]);
     };
 
-    Widget.prototype.renderLegend = function (entries) {
-        var drill = !!this.options.drilldown;
-        var area = !!this.options.area;
-        var signature = JSON.stringify($.map(entries, function (e) {
-            return [[e.key, e.color, e.label]];
-        })) + drill + area;
-        if (signature === this.legendSignature) {
-            return;  // unchanged: leave the DOM alone, no flicker
+    /** Draw the last answer again (the colour scheme changed). */
+    Widget.prototype.redraw = function () {
+        if (this.drawn && !this.destroyed) {
+            this.panels.clear();
+            this.legend.reset();
+            this.draws--;  // the same draw, restyled
+            this.draw(this.drawn.data);
         }
-        this.legendSignature = signature;
-        var $legend = this.$legend.empty();
-        $.each(entries, function (i, entry) {
-            var button = drill && entry.level > 0;
-            var $key = $(button ? '<button type="button"></button>' : '<span></span>')
-                .addClass('hailwhale-key hailwhale-level' + Math.min(entry.level, 3))
-                .toggleClass('hailwhale-stacked', area && entry.level === 1)
-                .attr({'data-index': i, 'data-key': entry.key, title: entry.label});
-            if (button) {
-                $key.attr('title', 'Drill down into ' + entry.label);
-            }
-            $('<i></i>').css('background', entry.color).appendTo($key);
-            $('<span></span>').text(entry.label).appendTo($key);
-            $legend.append($key);
-        });
     };
 
     Widget.prototype.hover = function (pos) {
-        if (!this.plot || !this.entries.length || !this.step || pos.x == null) {
+        var drawn = this.drawn;
+        if (!drawn || !drawn.entries.length || !this.step || pos.x == null) {
             return;
         }
-        var first = this.entries[0].points;
-        var index = Math.round((pos.x - first[0][0]) / this.step);
+        var first = drawn.entries[0].points[drawn.metrics[0]] || [];
+        var index = Math.round((pos.x - (first.length ? first[0][0] : 0)) / this.step);
         if (index < 0 || index >= first.length) {
             this.unhover();
             return;
         }
-        var plot = this.plot;
-        plot.unhighlight();
-        $.each(plot.getData(), function (i, series) {
-            if (series.data[index]) {
-                plot.highlight(series, index);
-            }
-        });
-        var $table = $('<table></table>');
-        $.each(this.entries.slice(0, 12), function (i, entry) {
-            var point = entry.points[index];
-            var $row = $('<tr></tr>').appendTo($table);
-            $('<td></td>').append($('<i></i>').css('background', entry.color))
-                .append(document.createTextNode(entry.label)).appendTo($row);
-            $('<td></td>').text(point ? exact(point[1]) : '–').appendTo($row);
-        });
-        var time = bucketTime(first[index][0], this.step) + ' · ' + span(this.step) + ' bucket';
-        this.$tip.empty().append($('<div class="hailwhale-tip-time"></div>').text(time))
-            .append($table).show();
-        var box = this.$element.offset();
-        var left = pos.pageX - box.left + 14;
-        var top = pos.pageY - box.top + 14;
-        var width = this.$tip.outerWidth();
-        if (left + width > this.$element.innerWidth()) {
-            left = Math.max(0, pos.pageX - box.left - width - 14);
-        }
-        this.$tip.css({left: left, top: top});
+        var ms = first[index][0];
+        this.panels.cross(ms);
+        var heading = hw.text.bucketTime(ms, this.step) + ' · ' + hw.text.span(this.step) + ' bucket';
+        this.tip.show(drawn.keys, drawn.metrics, index, heading, {x: pos.pageX, y: pos.pageY});
     };
 
     Widget.prototype.unhover = function () {
-        this.$tip.hide();
-        if (this.plot) {
-            this.plot.unhighlight();
-        }
+        this.tip.hide();
+        this.panels.cross(null);
     };
 
     Widget.prototype.resize = function () {
-        if (this.plot && !this.destroyed) {
-            this.plot.resize();
-            this.plot.setupGrid();
-            this.plot.draw();
+        if (!this.destroyed) {
+            this.panels.resize();
         }
     };
 
@@ -453,7 +476,7 @@
         this.$error.hide().text('');
     };
 
-    /** Stop polling, abort the request in flight, and give the element back as it was. */
+    /** Stop polling, abort the requests in flight, and give the element back as it was. */
     Widget.prototype.destroy = function () {
         if (this.destroyed) {
             return;
@@ -462,15 +485,13 @@
         this.generation++;
         clearTimeout(this.timer);
         this.timer = null;
-        if (this.xhr) {
-            this.xhr.abort();
-            this.xhr = null;
-        }
+        this.abort();
         $(window).off('.' + this.ns);
-        if (this.plot) {
-            this.plot.destroy();
-            this.plot = null;
+        if (DARK && DARK.removeEventListener) {
+            DARK.removeEventListener('change', this.restyle);
         }
+        this.panels.clear();
+        this.plot = null;
         this.$element.off('.' + DATA_KEY).empty().removeClass('hailwhale hailwhale-fixed')
             .removeAttr('data-hailwhale-state data-hailwhale-draws').removeData(DATA_KEY);
         if (this.originalStyle == null) {
@@ -480,8 +501,6 @@
         }
     };
 
-
     Widget.defaults = DEFAULTS;
     hw.Widget = Widget;
-    hw.format = compact;
 }(window.jQuery));

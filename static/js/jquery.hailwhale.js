@@ -6,8 +6,10 @@
  *   $.hailwhale('http://localhost:8085').count({dimensions: {sales: 'p42'},
  *                                               metrics: {dollars: 500}});
  *
- * Load after jQuery, flot, hailwhale.client.js and hailwhale.widget.js, with
- * css/hailwhale.css linked. A page that loads this file alone (as before the
+ * Load after jQuery, flot and the widget's pieces (hailwhale.client.js,
+ * hailwhale.format.js, hailwhale.meta.js, hailwhale.range.js, hailwhale.legend.js,
+ * hailwhale.panels.js, hailwhale.widget.js, in that order), with css/hailwhale.css
+ * linked. A page that loads this file alone (as before the
  * split) gets what it lacks from this file's folder, once; $(el).hailwhale()
  * calls made meanwhile run, in order, when it is in.
  */
@@ -20,6 +22,11 @@
 
     var DATA_KEY = 'hailwhale';
     var METHODS = {destroy: 1, refresh: 1, update: 1, resize: 1};
+    // What $.hailwhale gets from each file, in the order they need each other.
+    var PIECES = [['Client', 'hailwhale.client.js'], ['text', 'hailwhale.format.js'],
+                  ['meta', 'hailwhale.meta.js'], ['Range', 'hailwhale.range.js'],
+                  ['Legend', 'hailwhale.legend.js'], ['Panels', 'hailwhale.panels.js'],
+                  ['Widget', 'hailwhale.widget.js']];
     var script = document.currentScript || $('script[src*="jquery.hailwhale.js"]').last()[0];
     var folder = script ? script.src.replace(/[?#].*$/, '').replace(/[^\/]*$/, '') : '';
     var waiting = [];  // calls made before the pieces are in; null once they are
@@ -47,11 +54,11 @@
             missing++;
             head.insertBefore(link, head.firstChild);
         }
-        $.each([['Client', 'hailwhale.client.js'], ['Widget', 'hailwhale.widget.js']],
+        $.each(PIECES,
             function (i, piece) {
                 if (!$.hailwhale || !$.hailwhale[piece[0]]) {
                     var tag = document.createElement('script');
-                    tag.async = false;  // run in the order added: the widget needs the client
+                    tag.async = false;  // run in the order added: each needs those before it
                     tag.src = folder + piece[1];
                     tag.onload = arrived;
                     tag.onerror = function () { lost(tag.src); };
@@ -71,13 +78,19 @@
         });
     }
 
+    var GETTERS = {
+        plot: function (widget) { return widget.plot; },
+        plots: function (widget) { return widget.panels.plots(); },
+        options: function (widget) { return $.extend({}, widget.options); }
+    };
+
     /**
      * $(el).hailwhale(options) draws; $(el).hailwhale('destroy' | 'refresh' | 'resize');
-     * $(el).hailwhale('update', options); $(el).hailwhale('plot') returns the flot plot,
-     * $(el).hailwhale('options') the options in force.
+     * $(el).hailwhale('update', options); $(el).hailwhale('plot') returns the (first) flot
+     * plot, 'plots' one per metric, 'options' the options in force.
      */
     function plugin(options) {
-        var getter = options === 'plot' || options === 'options';
+        var getter = GETTERS.hasOwnProperty(options);
         if (failed) {
             if (typeof options !== 'string') {
                 this.text(failed).attr('data-hailwhale-state', 'error');
@@ -92,10 +105,7 @@
             var args = Array.prototype.slice.call(arguments, 1);
             if (getter) {
                 var widget = this.first().data(DATA_KEY);
-                if (!widget) {
-                    return undefined;
-                }
-                return options === 'plot' ? widget.plot : $.extend({}, widget.options);
+                return widget ? GETTERS[options](widget) : undefined;
             }
             if (!METHODS[options]) {
                 throw new Error('hailwhale: no method ' + options);
