@@ -133,7 +133,7 @@ class LineReader:
             read = self._parse(line, now)
         except _Refused as refused:
             read = Refusal(refused.reason, refused.message, _shown(line))
-        if read.__class__ is not Timed:  # a line's own time is checked against `now`
+        if b"|T" not in line:  # a line's own time is checked against `now`: not kept
             if len(self._lines) >= _CACHED:
                 self._lines.clear()
             self._lines[line] = read

@@ -97,6 +97,13 @@ def test_dogstatsd_timestamps_are_the_events_time():
     assert event.intervals == (3600, 86400)  # outside 15s:3h's window, as /count decides
 
 
+def test_a_timestamp_is_judged_at_each_arrival():
+    lines = reader()
+    soon = int(NOW) + 400  # more than 5 minutes ahead: refused now, not in 2 minutes
+    assert lines.events(f"x:1|c|T{soon}".encode(), NOW).reason == INVALID
+    assert lines.events(f"x:1|c|T{soon}".encode(), NOW + 120)[0].at == soon
+
+
 def test_fields_dogstatsd_skips_are_skipped():
     assert events("x:1|c|c:3f6e11a0|#a:b|card:high|e:it-false") == [
         expected(metrics={"x": 1}, dimensions={"a": "b"})]
