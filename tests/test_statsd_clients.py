@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from hailwhale import HailWhale
 from hailwhale.processes import free_port
 from tests.servers import Served, children, cmdline, command_env, get, wait_for
 
@@ -98,7 +99,9 @@ def totals(served: Served, metrics: list[str], **query: str) -> dict:
 
 
 def lines(served: Served) -> dict:
-    return json.loads(get(f"{served.url}/health")[2])["buffer"]["statsd"]
+    """The StatsD lines in /health: Whale's shows its buffer's figures under `buffer`."""
+    health = json.loads(get(f"{served.url}/health")[2])
+    return (health["buffer"] if isinstance(health["buffer"], dict) else health)["statsd"]
 
 
 def wait_lines(served: Served, before: dict, accepted: int, **refused: int) -> None:
@@ -202,3 +205,15 @@ def test_a_killed_listener_is_restarted_and_the_port_keeps_counting(served):
     wait_totals(served, {"_": {"revived": 1}}, ["revived"], pk="revived")
     wait_lines(served, before, accepted=1)
     assert "restarted the StatsD listener" in served.printed
+
+
+def test_hail_listens_for_statsd_too(tmp_path):
+    port = free_port()
+    with Served("--statsd-port", str(port), "--flush-interval", "0.05", command="hail",
+                cwd=tmp_path) as hail:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(b"hailed:2|c|#via:hail", ("127.0.0.1", port))
+        wait_for(lambda: lines(hail)["accepted"] == 1, what="the line to be buffered")
+        with HailWhale(data_dir=str(tmp_path / "data")) as hw:  # borrows Hail's Redis
+            wait_for(lambda: hw.totals("via", ["hailed"], period="1d:1y")["1d:1y"]["via"]
+                     == {"hailed": 2}, what="the line to be counted")
