@@ -26,17 +26,20 @@ from whale.store import Store
 from whale.web import json_response
 
 # /graph.js query parameter -> plugin option; the plugin and /plotpoints
-# validate the values, and the widget shows what they reject.
+# validate the values, and the widget shows what they reject. `metric` may name
+# several (a JSON list, or separated by commas): one graph each; `from`, `to` and
+# `range` (`6h`: the last 6 hours) pick the time range.
 _EMBED_TEXT = {
     "pk": "pk", "category": "pk", "dimension": "dimension", "dimensions": "dimension",
     "metric": "metric", "metrics": "metric", "period": "period", "title": "title",
-    "sort": "sort", "key": "key",
+    "sort": "sort", "key": "key", "from": "from", "to": "to", "range": "range",
 }
 _EMBED_NUMBER = {
     "depth": "depth", "threshold": "threshold", "limit": "limit", "interval": "interval",
     "height": "height",
 }
-_EMBED_FLAG = {"live": "autoupdate", "autoupdate": "autoupdate", "area": "area", "legend": "legend"}
+_EMBED_FLAG = {"live": "autoupdate", "autoupdate": "autoupdate", "area": "area", "legend": "legend",
+               "zoom": "zoom", "log": "log", "compare": "compare", "toolbar": "toolbar"}
 EMBED_PARAMS = frozenset(_EMBED_TEXT) | frozenset(_EMBED_NUMBER) | frozenset(_EMBED_FLAG)
 _EMBED_SAME = {"category": "pk", "dimensions": "dimension", "metrics": "metric",
                "autoupdate": "live"}

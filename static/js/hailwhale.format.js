@@ -13,8 +13,8 @@
 
     // Graphite-style units, as the server spells periods (DESIGN.md, "Periods").
     var UNIT_SECONDS = {s: 1, m: 60, h: 3600, d: 86400, w: 604800, mo: 2592000, y: 31536000};
-    var UNIT_WORDS = [[31536000, 'y'], [2592000, 'mo'], [604800, 'w'], [86400, 'd'], [3600, 'h'],
-                      [60, 'min'], [1, 's']];
+    // Spans in words: days up to a year (30 d, not 1 mo; 7 d, not 1 w).
+    var UNIT_WORDS = [[31536000, 'y'], [86400, 'd'], [3600, 'h'], [60, 'min'], [1, 's']];
 
     function trimZeros(text) {
         return text.indexOf('.') < 0 ? text : text.replace(/\.?0+$/, '');

@@ -8,8 +8,8 @@
  * server answers with the finest period that covers it. Zooms stack up; "zoom out"
  * walks back down the stack, then widens a fixed range twice over.
  * A range is {range: '6h'} (the last 6 hours), {from, to} (any spelling the server
- * takes) or {period: '15s:3h'} (that period's latest window). Needs jQuery and
- * hailwhale.format.js.
+ * takes) or {period: '15s:3h'} (that period's latest window); previousOf() gives
+ * the window just before one, to compare. Needs jQuery and hailwhale.format.js.
  */
 (function ($) {
     'use strict';
@@ -53,6 +53,52 @@
         }
         var seconds = text.seconds(String(range).replace(/^-/, '').replace(/min$/, 'm'));
         return 'last ' + (isNaN(seconds) ? range : text.duration(seconds));
+    }
+
+    /** Seconds before now of a relative time (`-6h`, `now-2d`, `now`), or NaN. */
+    function ago(when) {
+        var match = /^\s*(?:now)?\s*(?:-\s*(\d+\s*(?:mo|s|m|h|d|w|y)))?\s*$/.exec(String(when));
+        return match ? (match[1] ? text.seconds(match[1].replace(/\s+/g, '')) : 0) : NaN;
+    }
+
+    /** Epoch seconds of `when` (epoch seconds, ISO 8601, or relative), by this clock. */
+    function epoch(when, now) {
+        var before = ago(when);
+        if (!isNaN(before)) {
+            return now - before;
+        }
+        if (/^\s*\d+(\.\d*)?\s*$/.test(String(when))) {
+            return +when;
+        }
+        var text8601 = String(when).trim();
+        // No zone means UTC, as the server reads it.
+        var parsed = Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(text8601) || !/T/.test(text8601)
+                                ? text8601 : text8601 + 'Z');
+        return parsed / 1000;
+    }
+
+    /**
+     * The window of the same length just before the range in `options`, for comparing:
+     * {from, to} (relative when the range is), or null when the range is a period's
+     * latest window (the previous one is older than the period keeps).
+     */
+    function previousOf(options, now) {
+        var range = rangeOf(options);
+        if (range.range) {
+            var length = text.seconds(String(range.range).replace(/^-/, ''));
+            return {from: '-' + 2 * length + 's', to: '-' + length + 's'};
+        }
+        if (range.from == null) {
+            return null;
+        }
+        var start = ago(range.from);
+        var end = range.to == null ? 0 : ago(range.to);
+        if (!isNaN(start) && !isNaN(end)) {
+            return {from: '-' + (2 * start - end) + 's', to: '-' + start + 's'};
+        }
+        start = epoch(range.from, now);
+        end = range.to == null ? now : epoch(range.to, now);
+        return {from: Math.floor(2 * start - end), to: Math.ceil(start)};
     }
 
     /** `ms` as a datetime-local input's value, in the viewer's zone. */
@@ -225,4 +271,5 @@
 
     $.hailwhale.Range = Range;
     $.hailwhale.rangeOf = rangeOf;
+    $.hailwhale.previousOf = previousOf;
 }(window.jQuery));

@@ -246,50 +246,79 @@
                 return $.Deferred().reject(problems.join('\n')).promise();
             }
             var asked = $.extend({}, options, {metric: metrics, metrics: null});
-            return self.ask(self.client.series(asked)).then(function (answer) {
-                return self.fetchAround(current, asked, answer).then(function (around) {
-                    return $.extend({known: known, metrics: metrics, problems: problems,
-                                     answer: answer}, around);
+            return self.fetchPrevious(asked).then(function (previous) {
+                // Comparing: the period that keeps the previous window answers both.
+                var main = previous && previous.answer
+                    ? $.extend({}, asked, {period: previous.answer.period}) : asked;
+                return self.ask(self.client.series(main)).then(function (answer) {
+                    return self.fetchAround(current, main, answer, previous).then(function (around) {
+                        return $.extend({known: known, metrics: metrics, problems: problems,
+                                         answer: answer}, around);
+                    });
                 });
             });
         });
     };
 
-    /** For the window `answer` covers: the totals, all children, the previous window. */
-    Widget.prototype.fetchAround = function (current, asked, answer) {
-        var self = this;
+    /** A failed request that should not fail the graph: its message, as a value. */
+    function spared(request) {
+        return request.then(null, function (message) {
+            return message == null ? $.Deferred().reject(null).promise()  // aborted
+                                   : $.Deferred().resolve({problem: message}).promise();
+        });
+    }
+
+    /** With `compare` and a range: the parent's window just before it, at the finest
+     * period that keeps it ({answer, window}); else null. */
+    Widget.prototype.fetchPrevious = function (asked) {
+        var window = this.options.compare ? hw.previousOf(this.options, Date.now() / 1000) : null;
+        if (!window) {
+            return $.Deferred().resolve(null).promise();
+        }
+        var before = $.extend({}, asked, {range: null, depth: 0}, window);
+        return spared(this.ask(this.client.series(before)).then(function (answer) {
+            return {answer: answer, asked: before};
+        }));
+    };
+
+    /** For the window `answer` covers: the totals, all children, the previous window's
+     * totals (or, for a period's latest window, its points too). */
+    Widget.prototype.fetchAround = function (current, asked, answer, previous) {
         var options = this.options;
         var metrics = asked.metric;
         var first = answer.series.length ? answer.series[0][1][metrics[0]] || [] : [];
         if (!first.length || !current()) {
             return $.Deferred().resolve({totals: [], children: null, previous: null}).promise();
         }
-        // Exactly the buckets drawn: the same period, from the first to the last.
         var step = first.length > 1 ? first[1][0] - first[0][0] : hw.text.period(answer.period)[0] * 1000;
         var from = first[0][0] / 1000;
         var to = first[first.length - 1][0] / 1000;
-        var exact = {range: null, period: answer.period, from: from, to: to};
+        // The buckets drawn: the same range in the same period (a live window may have
+        // moved on by a bucket since; a first bucket's own start may be past what the
+        // period keeps, so it is not asked for by its stamp).
+        var exact = {period: answer.period};
         var totals = this.ask(this.client.rows(hw.graphParams($.extend({}, asked, exact))));
         var children = options.depth >= 1 ? this.ask(this.client.dimensions(hw.graphParams($.extend(
             {}, asked, exact, {metric: this.sortMetric(metrics), depth: 0, threshold: null,
                                limit: null, sort: null})))) : null;
-        var previous = null;
-        if (options.compare) {
+        var before = null;
+        if (previous && previous.answer) {
+            before = $.extend({}, previous.asked, {period: answer.period});
+        } else if (options.compare && !previous) {
+            // A period's latest window: the one before it, which that period may not keep.
             var length = to - from + step / 1000;
-            var before = $.extend({}, asked, exact, {from: from - length, to: to - length, depth: 0});
-            // A window older than the period keeps is no reason to fail the graph.
-            var points = this.client.series(before);
-            var rows = this.client.rows(hw.graphParams(before));
-            this.requests.push(points, rows);
-            previous = $.when(points, rows).then(function (points, rows) {
-                    return {length: length, answer: points[0], rows: rows[0]};
-                }, function (failed) {
-                    return $.Deferred().resolve({length: length,
-                                                 problem: self.client.failure(failed)}).promise();
-                });
+            before = $.extend({}, asked, exact, {range: null, from: from - length, to: to - length,
+                                                 depth: 0});
+            previous = spared(this.ask(this.client.series(before)).then(function (points) {
+                return {answer: points};
+            }));
         }
-        return $.when(totals, children, previous).then(function (rows, dims, before) {
-            return {totals: rows, children: dims, previous: before, step: step};
+        var rows = before ? spared(this.ask(this.client.rows(hw.graphParams(before)))) : null;
+        return $.when(totals, children, previous, rows).then(function (sums, dims, was, wasSums) {
+            if (was && wasSums) {
+                was = wasSums.problem ? wasSums : $.extend({rows: wasSums}, was);
+            }
+            return {totals: sums, children: dims, previous: was, step: step};
         });
     };
 
@@ -382,17 +411,22 @@
         var notes = data.problems.slice();
         if (data.previous && data.previous.problem) {
             notes.push('No previous window to compare: ' + data.previous.problem);
-        } else if (data.previous && data.previous.answer.series.length) {
-            var shift = data.previous.length * 1000;
+        } else if (data.previous && data.previous.answer.series.length && entries.length) {
+            // Drawn over this window: bucket i of the previous one over bucket i of this one.
             var before = data.previous.answer.series[0];
+            var now = entries[0].points[metrics[0]];
+            var then = before[1][metrics[0]] || [];
+            var shift = now.length && then.length ? now[0][0] - then[0][0] : 0;
             var shifted = {};
             $.each(before[1], function (metric, points) {
-                shifted[metric] = $.map(points, function (p) { return [[p[0] + shift, p[1]]]; });
+                shifted[metric] = $.map(points, function (p) {
+                    return p[0] + shift <= now[now.length - 1][0] ? [[p[0] + shift, p[1]]] : null;
+                });
             });
             previous = {key: before[0] + ' (previous)', path: before[2], level: 0, previous: true,
-                        label: 'previous ' + hw.text.duration(data.previous.length),
+                        label: 'previous ' + hw.text.duration(shift / 1000),
                         color: colors.parent, points: shifted};
-            var rows = data.previous.rows.length ? data.previous.rows[0][1] : [];
+            var rows = (data.previous.rows || []).length ? data.previous.rows[0][1] : [];
             if (rows.length) {
                 totals[previous.key] = rows[0][1];
             }

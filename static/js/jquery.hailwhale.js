@@ -6,12 +6,12 @@
  *   $.hailwhale('http://localhost:8085').count({dimensions: {sales: 'p42'},
  *                                               metrics: {dollars: 500}});
  *
- * Load after jQuery, flot and the widget's pieces (hailwhale.client.js,
- * hailwhale.format.js, hailwhale.meta.js, hailwhale.range.js, hailwhale.legend.js,
- * hailwhale.panels.js, hailwhale.widget.js, in that order), with css/hailwhale.css
- * linked. A page that loads this file alone (as before the
- * split) gets what it lacks from this file's folder, once; $(el).hailwhale()
- * calls made meanwhile run, in order, when it is in.
+ * Load after jQuery, flot (with vendor/flot/jquery.event.drag.js, for zooming)
+ * and the widget's pieces (hailwhale.client.js, hailwhale.format.js,
+ * hailwhale.meta.js, hailwhale.range.js, hailwhale.legend.js, hailwhale.panels.js,
+ * hailwhale.widget.js, in that order), with css/hailwhale.css linked. A page that
+ * loads this file alone gets what it lacks from this file's folder, once;
+ * $(el).hailwhale() calls made meanwhile run, in order, when it is in.
  */
 (function ($) {
     'use strict';
@@ -22,11 +22,17 @@
 
     var DATA_KEY = 'hailwhale';
     var METHODS = {destroy: 1, refresh: 1, update: 1, resize: 1};
-    // What $.hailwhale gets from each file, in the order they need each other.
-    var PIECES = [['Client', 'hailwhale.client.js'], ['text', 'hailwhale.format.js'],
+    // What each file adds (to $.hailwhale, or jQuery's drag events, which flot's selection
+    // plugin needs for drag-to-zoom), in the order they need each other; paths from here.
+    var PIECES = [['drag', '../vendor/flot/jquery.event.drag.js'],
+                  ['Client', 'hailwhale.client.js'], ['text', 'hailwhale.format.js'],
                   ['meta', 'hailwhale.meta.js'], ['Range', 'hailwhale.range.js'],
                   ['Legend', 'hailwhale.legend.js'], ['Panels', 'hailwhale.panels.js'],
                   ['Widget', 'hailwhale.widget.js']];
+
+    function present(name) {
+        return name === 'drag' ? !!$.event.special.drag : !!($.hailwhale && $.hailwhale[name]);
+    }
     var script = document.currentScript || $('script[src*="jquery.hailwhale.js"]').last()[0];
     var folder = script ? script.src.replace(/[?#].*$/, '').replace(/[^\/]*$/, '') : '';
     var waiting = [];  // calls made before the pieces are in; null once they are
@@ -56,7 +62,7 @@
         }
         $.each(PIECES,
             function (i, piece) {
-                if (!$.hailwhale || !$.hailwhale[piece[0]]) {
+                if (!present(piece[0])) {
                     var tag = document.createElement('script');
                     tag.async = false;  // run in the order added: each needs those before it
                     tag.src = folder + piece[1];
