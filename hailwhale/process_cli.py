@@ -86,17 +86,17 @@ def http_process(argv: Sequence[str], store: str, listening: socket.socket) -> P
 
 def statsd_processes(argv: Sequence[str], store: str,
                      sockets: Sequence[socket.socket]) -> list[Program]:
-    """This very command again, as StatsD listeners on `sockets`: one per core.
+    """This very command again, as StatsD listeners on `sockets`: one per core, up to 4.
 
     They share the sockets: the kernel hands each datagram and connection to one of
-    them, so while one pushes its lines to Redis another reads the next ones.
+    them. (More would wait on each other: Redis takes their pushes one at a time.)
     """
     from hailwhale.supervise import Program
 
     fds = [sock.fileno() for sock in sockets]
     argv = [*HAILWHALE, *argv, "--statsd-only", "--redis-url", store,
             "--listen-fds", ",".join(map(str, fds))]
-    count = os.cpu_count() or 1
+    count = min(os.cpu_count() or 1, 4)
     return [Program(f"StatsD listener {n}" if count > 1 else "StatsD listener", argv,
                     fatal_at_start=True, pass_fds=fds) for n in range(1, count + 1)]
 

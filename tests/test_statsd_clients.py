@@ -194,7 +194,7 @@ def listeners(served: Served) -> set[int]:
 
 def test_a_killed_listener_is_restarted_and_the_port_keeps_counting(served):
     before = listeners(served)
-    assert len(before) == (os.cpu_count() or 1)
+    assert len(before) == min(os.cpu_count() or 1, 4)
     killed = min(before)
     os.kill(killed, signal.SIGKILL)
     wait_for(lambda: len(after := listeners(served)) == len(before) and killed not in after,
