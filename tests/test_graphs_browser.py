@@ -280,6 +280,13 @@ def test_children_stay_readable_next_to_their_parent(whale, other_origin, watche
              .inner_text() for i in range(keys.count())}
     assert shown == {key: f"{t['dollars']:,}" for key, t in totals["5m:1d"].items()}
 
+    # Pointing at a legend entry brings its series out: the others fade.
+    page.locator("#g .hailwhale-key[data-key='[\"sales\",\"p2\"]']").hover()
+    faded = page.evaluate("() => $('#g').hailwhale('plot').getData().filter("
+                          "s => $.color.parse(s.color).a < 1).map(s => s.key)")
+    assert sorted(faded) == sorted(s["key"] for s in series if s["key"] != '["sales","p2"]')
+    page.mouse.move(0, 0)
+
     # No tick label is clipped: every one lies inside the graph's box.
     clipped = page.evaluate("""() => { const box = $('#g')[0].getBoundingClientRect();
         return [...document.querySelectorAll('#g .flot-tick-label')].filter(t => {

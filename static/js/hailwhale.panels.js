@@ -233,6 +233,19 @@
         return {empty: empty, x: x};
     };
 
+    /** Bring out the series `key` (a legend entry under the pointer): the others fade;
+     * null brings every one back. */
+    Panels.prototype.focus = function (key) {
+        $.each(this.plots(), function (i, plot) {
+            $.each(plot.getData(), function (j, series) {
+                series.fullColor = series.fullColor || series.color;
+                series.color = key == null || series.key === key ? series.fullColor
+                    : $.color.parse(series.fullColor).scale('a', 0.18).toString();
+            });
+            plot.draw();
+        });
+    };
+
     Panels.prototype.plots = function () {
         return $.map(this.list, function (panel) { return panel.plot; });
     };

@@ -110,6 +110,11 @@
                 self.range.zoom(ranges.xaxis.from, ranges.xaxis.to);
             }
         });
+        this.$legend.on('mouseenter.' + DATA_KEY, '.hailwhale-key', function () {
+            self.panels.focus($(this).attr('data-key'));
+        }).on('mouseleave.' + DATA_KEY, '.hailwhale-key', function () {
+            self.panels.focus(null);
+        });
         this.$legend.on('click.' + DATA_KEY, 'button.hailwhale-key', function () {
             var entry = self.drawn && self.drawn.keys[+$(this).attr('data-index')];
             if (!entry) {
