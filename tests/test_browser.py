@@ -197,7 +197,8 @@ def watched(browser) -> Iterator[Watched]:
 
 PLUGIN = ["css/hailwhale.css", "js/hailwhale.client.js", "js/hailwhale.format.js",
           "js/hailwhale.meta.js", "js/hailwhale.range.js", "js/hailwhale.legend.js",
-          "js/hailwhale.panels.js", "js/hailwhale.widget.js", "js/jquery.hailwhale.js"]
+          "js/hailwhale.panels.js", "js/hailwhale.series.js", "js/hailwhale.requests.js",
+          "js/hailwhale.widget.js", "js/jquery.hailwhale.js"]
 
 
 def plugin_page(other_origin: Pages, whale: str, name: str, body: str = "",

@@ -79,6 +79,12 @@
         return /^[A-Za-z_][A-Za-z0-9_.]*$/.test(metric);
     }
 
+    /** The metric that ranks children: `sort` (its leading `-` the server ignores), or the
+     * first of `metrics`. */
+    function sortMetric(options, metrics) {
+        return options.sort ? String(options.sort).replace(/^-/, '') : metrics[0];
+    }
+
     /** /plotpoints parameters from the plugin's options: `range: '6h'` is `from=-6h`. */
     function graphParams(options) {
         var metrics = metricsOf(options);
@@ -199,4 +205,5 @@
     $.hailwhale.metricsOf = metricsOf;
     $.hailwhale.isName = isName;
     $.hailwhale.graphParams = graphParams;
+    $.hailwhale.sortMetric = sortMetric;
 }(window.jQuery));

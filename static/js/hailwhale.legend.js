@@ -5,13 +5,14 @@
  * how many children the threshold or the limit left out, with a button to show
  * them; the tooltip lists every series' value at the hovered bucket. Plain HTML
  * (flot 4's SVG legend ignores clicks and pastes labels in as markup). Needs
- * jQuery and hailwhale.format.js.
+ * jQuery, hailwhale.client.js and hailwhale.format.js.
  */
 (function ($) {
     'use strict';
 
-    if (!$ || !$.hailwhale || !$.hailwhale.text) {
-        throw new Error('hailwhale.legend.js needs jQuery and hailwhale.format.js on the page first');
+    if (!$ || !$.hailwhale || !$.hailwhale.text || !$.hailwhale.sortMetric) {
+        throw new Error('hailwhale.legend.js needs jQuery, hailwhale.client.js and ' +
+                        'hailwhale.format.js on the page first');
     }
 
     var text = $.hailwhale.text;
@@ -69,6 +70,31 @@
     Legend.prototype.reset = function () {
         this.signature = null;
     };
+
+    /** The children the threshold or the limit left out of `entries` (the level-1 ones),
+     * from /dimensions' `answer` for the same window: {count, small, names, ...}, or null. */
+    function hiddenChildren(entries, totals, answer, options, metrics) {
+        if (!answer || !entries.length) {
+            return null;
+        }
+        var shown = {};
+        $.each(entries, function (i, entry) {
+            if (entry.level === 1) {
+                shown[entry.key] = true;
+            }
+        });
+        var left = answer.children.filter(function (child) { return !shown[child.key]; });
+        var threshold = options.threshold == null ? 0.1 : +options.threshold;
+        var sort = $.hailwhale.sortMetric(options, metrics);
+        var parentTotal = (totals[entries[0].key] || {})[sort];
+        var small = parentTotal == null ? null : left.filter(function (child) {
+            return Math.abs(child.totals[sort] || 0) < threshold * Math.abs(parentTotal);
+        }).length;
+        return {count: left.length, small: small, threshold: threshold,
+                limit: options.limit == null ? 10 : (+options.limit || 100),
+                parent: entries[0].label, all: threshold === 0,
+                names: $.map(left, function (child) { return child.name; })};
+    }
 
     /**
      * The note on children left out, in `$note`: hidden is {count, parent, threshold, limit,
@@ -147,5 +173,6 @@
 
     $.hailwhale.Legend = Legend;
     $.hailwhale.Tip = Tip;
+    $.hailwhale.hiddenChildren = hiddenChildren;
     $.hailwhale.hiddenNote = hiddenNote;
 }(window.jQuery));

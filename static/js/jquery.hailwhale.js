@@ -9,7 +9,7 @@
  * Load after jQuery, flot (with vendor/flot/jquery.event.drag.js, for zooming)
  * and the widget's pieces (hailwhale.client.js, hailwhale.format.js,
  * hailwhale.meta.js, hailwhale.range.js, hailwhale.legend.js, hailwhale.panels.js,
- * hailwhale.widget.js, in that order), with css/hailwhale.css linked. A page that
+ * hailwhale.series.js, hailwhale.requests.js, hailwhale.widget.js, in that order), with css/hailwhale.css linked. A page that
  * loads this file alone gets what it lacks from this file's folder, once;
  * $(el).hailwhale() calls made meanwhile run, in order, when it is in.
  */
@@ -28,6 +28,7 @@
                   ['Client', 'hailwhale.client.js'], ['text', 'hailwhale.format.js'],
                   ['meta', 'hailwhale.meta.js'], ['Range', 'hailwhale.range.js'],
                   ['Legend', 'hailwhale.legend.js'], ['Panels', 'hailwhale.panels.js'],
+                  ['series', 'hailwhale.series.js'], ['Requests', 'hailwhale.requests.js'],
                   ['Widget', 'hailwhale.widget.js']];
 
     function present(name) {
