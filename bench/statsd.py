@@ -293,21 +293,24 @@ class HailWhaleStatsd:
         self.port = free_port()
         http = free_port()
         self.url = f"http://127.0.0.1:{http}"
+        self.output = tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hailwhale.cli", "serve", "--port", str(http), "--workers",
              str(CORES), "--redis-url", redis.url, "--statsd-port", str(self.port),
              "--buffer-max", "20000000"],
             env={**_env(), "HAILWHALE_BUFFER_MAX_BYTES": str(4 * 2**30)}, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
+            stdout=self.output, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:  # healthy: a flusher is alive
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=1):
                     break
             except OSError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
                     self.stop()
-                    raise RuntimeError("bench: hailwhale serve did not start") from None
+                    self.output.seek(0)
+                    raise RuntimeError("bench: hailwhale serve did not start:\n"
+                                       + self.output.read()[-2000:]) from None
                 time.sleep(0.05)
         self.counted = Counted(self._total)
 
@@ -336,6 +339,7 @@ class HailWhaleStatsd:
         if self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=60)
+        self.output.close()
         self._redis.__exit__(None, None, None)
 
 
