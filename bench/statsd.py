@@ -7,9 +7,13 @@ datagrams, paced): half counters `<run>.requests:1|c|#route:rN`, half timers
 MIN_LINES lines at least), then reads back what the daemon counted: the requests'
 sum plus the timers' count, Etsy's from a small backend module that prints each
 flush, HailWhale's over HTTP `/totals` once its flusher has applied them. A step
-is loss-free when every line is counted. The search doubles the rate from its start
-while loss-free (halves it while not), then bisects twice: the highest loss-free
-rate found.
+is loss-free when every line is counted, at the rate the senders reached. The search
+doubles the rate from its start while loss-free (halves it while not), then bisects
+twice: the highest loss-free rate found. When every line is counted but the senders
+could not reach the rate asked (they share the machine's cores with the daemon), the
+search stops: the figure is then the senders' limit, a floor (`*_sender_limited`).
+HailWhale's `*_flushed_lines_per_s`: the lines of its largest step over the time
+until all were counted, its flusher's sustained rate.
 
 Etsy's daemon (npm `statsd`, on Debian's Node, installed under bench/.node by `make
 bench`) runs twice: as shipped (its UDP socket keeps the system's default receive
@@ -354,49 +358,54 @@ _runs = iter(range(1, 1_000_000))
 
 
 def _step(daemon, per_datagram: int, rate: float, steps: list[dict],
-          seconds: float = STEP_SECONDS) -> tuple[bool, bool]:
-    """Send at `rate` lines/s: whether every line was counted, whether the senders kept up."""
+          seconds: float = STEP_SECONDS) -> tuple[bool, float]:
+    """Send at `rate` lines/s: whether every line was counted, and the rate reached."""
     run = f"b{next(_runs)}"
     lines = max(MIN_LINES, int(rate * seconds))
     reached = send(daemon.port, run, lines, per_datagram, rate)
     sent = time.monotonic()
     counted = daemon.counted.wait(run, lines)
-    kept_up = reached >= 0.9 * rate
     steps.append({"rate": round(rate), "reached": round(reached), "lines": lines,
                   "counted": counted, "seconds_to_count": round(time.monotonic() - sent, 1)})
     print(f"bench: statsd {daemon.name}, {per_datagram} per datagram: {rate:,.0f} lines/s "
           f"asked, {reached:,.0f} sent, {counted:,} of {lines:,} counted", flush=True)
-    return counted == lines and kept_up, kept_up
+    return counted == lines, min(rate, reached)
 
 
 def loss_free(daemon, per_datagram: int, start: float = FIRST_RATE,
-              ceiling: float = math.inf, quick: bool = False) -> tuple[float, list[dict]]:
-    """The highest rate (lines/s) found at which `daemon` counts every line, and the steps.
+              ceiling: float = math.inf, quick: bool = False) -> tuple[float, bool, list]:
+    """The highest rate (lines/s) found at which `daemon` counts every line; whether the
+    senders were the limit (then it is a floor); the steps.
 
     From `start`, doubling while loss-free (up to `ceiling`), halving while not (down to
     MIN_RATE); then two bisection steps between the best loss-free and worst lossy rate
-    (`quick`: one, and steps half as long).
+    (`quick`: one, and steps half as long). A step's rate is the one the senders reached.
     """
     steps: list[dict] = []
     seconds = STEP_SECONDS / 2 if quick else STEP_SECONDS
-    good, bad, rate = 0.0, math.inf, start
+    good, bad, rate, limited = 0.0, math.inf, start, False
     while MIN_RATE <= rate <= ceiling:
-        ok, kept_up = _step(daemon, per_datagram, rate, steps, seconds)
-        if ok:
-            good, rate = rate, rate * 2
+        counted, reached = _step(daemon, per_datagram, rate, steps, seconds)
+        if counted:
+            good = max(good, reached)
+            if reached < 0.9 * rate:  # the senders could not go faster
+                limited = True
+                break
+            rate *= 2
             if bad < math.inf:
                 break
         else:
-            bad, rate = rate, rate / 2
-            if good or not kept_up:  # not kept_up: the senders' limit, no daemon's
+            bad, rate = reached, rate / 2
+            if good:
                 break
-    for _ in range((1 if quick else 2) if good and bad < math.inf else 0):
+    for _ in range((1 if quick else 2) if good and bad < math.inf and not limited else 0):
         rate = math.sqrt(good * bad)
-        if _step(daemon, per_datagram, rate, steps, seconds)[0]:
-            good = rate
+        counted, reached = _step(daemon, per_datagram, rate, steps, seconds)
+        if counted:
+            good = max(good, reached)
         else:
-            bad = rate
-    return good, steps
+            bad = reached
+    return good, limited, steps
 
 
 def statsd(quick: bool = False) -> dict:
@@ -409,7 +418,7 @@ def statsd(quick: bool = False) -> dict:
         for big_buffer in (False, True):
             etsy = EtsyStatsd(flush_ms=1000, big_buffer=big_buffer)
             try:
-                rates[etsy.name], steps[f"{etsy.name}_{packing}"] = loss_free(
+                rates[etsy.name], _, steps[f"{etsy.name}_{packing}"] = loss_free(
                     etsy, per_datagram, quick=quick)
             finally:
                 etsy.stop()
@@ -417,13 +426,15 @@ def statsd(quick: bool = False) -> dict:
         baseline = max(rates.values())
         whale = HailWhaleStatsd()
         try:
-            ours, steps[f"hailwhale_{packing}"] = loss_free(
+            ours, limited, steps[f"hailwhale_{packing}"] = loss_free(
                 whale, per_datagram, start=baseline or FIRST_RATE,
                 ceiling=MAX_RATIO * baseline if baseline else math.inf, quick=quick)
             steps[f"hailwhale_{packing}_lines"] = whale.lines()
         finally:
             whale.stop()
         figures.add(f"hailwhale_{packing}_lines_per_s", ours, "lines/s")
+        # 1: every line sent was counted, and the senders could send no faster (a floor)
+        figures.add(f"hailwhale_{packing}_sender_limited", int(limited), "yes")
         # Taken in a burst, counted as fast as the flusher applies them: its sustained rate.
         big = max(steps[f"hailwhale_{packing}"], key=lambda step: step["counted"])
         figures.add(f"hailwhale_{packing}_flushed_lines_per_s", big["counted"] / (
