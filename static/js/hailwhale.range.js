@@ -189,7 +189,8 @@
             this.$to.val(localInput(x.max + step));
         }
         this.$custom.toggle(value === 'custom');
-        this.$out.toggle(options.zoom !== false && (this.stack.length > 0 || fixed(options.from)));
+        var out = options.zoom !== false && (this.stack.length > 0 || fixed(options.from));
+        this.$out.toggle(out);
         this.$bucket.text(step ? text.span(step) + ' buckets' + (answered ? ' (' + answered + ')' : '')
                                : '');
         this.$log.prop('checked', !!options.log);
@@ -197,7 +198,7 @@
         var tools = options.toolbar !== false;
         this.$bar.children().not(this.$out).toggle(tools);
         this.$custom.toggle(tools && value === 'custom');
-        this.$bar.toggle(tools || this.$out.is(':visible'));
+        this.$bar.toggle(tools || out);  // without the toolbar, still a way back out
     };
 
     Range.prototype.choose = function (value) {

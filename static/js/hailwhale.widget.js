@@ -201,6 +201,10 @@
         }).fail(function (message) {
             if (current() && message) {
                 self.showError(message);
+                // The range picker stays usable: another range may well answer.
+                hw.meta.known(self.requests.client, self.options.pk).done(function (known) {
+                    self.range.sync(known.periods, null, self.window, self.step);
+                });
             }
         }).always(function () {
             if (current()) {
