@@ -3,8 +3,11 @@
  * as {"options": {...}}):
  *   <script src="http://hailwhale:8085/graph.js?dimension=sales&metric=dollars&depth=1&live=1"></script>
  * inserts a live graph where the script tag stands, on any page of any origin.
- * jQuery, flot and the plugin come from the HailWhale server only when the page
- * lacks them, each loaded once however many graphs the page embeds.
+ * It takes the plugin's options (whale/pages.py lists them): a time range
+ * (`range=6h`, or `from`/`to`), several metrics (`metric=dollars,visitors`: one
+ * graph each), `zoom=0`, `log=1`, `compare=1`, `toolbar=0`. jQuery, flot and the
+ * plugin (which brings its own pieces) come from the HailWhale server only when
+ * the page lacks them, each loaded once however many graphs the page embeds.
  */
 (function (embed) {
     'use strict';
