@@ -430,6 +430,14 @@ def test_dashboard_children_list_legend_and_totals_agree(whale, watched):
     page.wait_for_function("() => $('#children li.not-drawn').length === 0")
     assert page.locator("#graph .hailwhale-name").all_inner_texts() == ["sales", *names]
 
+    # Unique counts: the dashboard's "stacked" is off, and says why, even when asked for.
+    page.goto(whale + "/?dimension=sales&metric=visitors&depth=1&range=6h&area=1")
+    ready(page, "#graph")
+    assert page.locator("#area").is_disabled() and not page.locator("#area").is_checked()
+    assert page.locator("#area-reason").inner_text().startswith(
+        "Not stacked: visitors counts distinct ids")
+    assert all(s["stack"] is None for s in plots(page, "#graph")[0]["series"])
+
 
 OVERFLOW_JS = """() => [document.documentElement.scrollWidth, document.documentElement.clientWidth,
     [...document.querySelectorAll('body *')].filter(e => { const r = e.getBoundingClientRect();
