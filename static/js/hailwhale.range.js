@@ -273,4 +273,5 @@
     $.hailwhale.Range = Range;
     $.hailwhale.rangeOf = rangeOf;
     $.hailwhale.previousOf = previousOf;
+    $.hailwhale.fixedTime = fixed;
 }(window.jQuery));

@@ -216,8 +216,7 @@
     Widget.prototype.schedule = function () {
         var options = this.options;
         // A range that ends at a fixed time does not move: nothing to poll for.
-        if (this.destroyed || !options.autoupdate || (options.to != null && options.to !== '' &&
-                                                       !/^\s*(-|now)/.test(String(options.to)))) {
+        if (this.destroyed || !options.autoupdate || hw.fixedTime(options.to)) {
             return;
         }
         var self = this;
