@@ -37,7 +37,7 @@ import orjson
 from redis import Redis
 
 from hail.items import item_head, received_at
-from hail.statsd import read_line_counts
+from hail.statsd_counts import read_line_counts
 from hailwhale.config import Config
 from hailwhale.events import Event
 from hailwhale.exceptions import BufferFull

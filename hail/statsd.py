@@ -10,7 +10,7 @@ buffer, spelled as /count's (hail/items.py), so the flusher counts them exactly 
 
 A bad line is dropped and counted; the other lines of its datagram still count. Lines
 are counted by outcome in the buffer's Redis (`KeySpace.statsd_lines`), a second's
-worth in one call; `line_counts` reads them for `/health` and `/metrics`.
+worth in one call; hail/statsd_counts.py reads them for `/health` and `/metrics`.
 
 A full buffer refuses the lines of that push, counted as `buffer_full`, as it answers
 /count's 503: StatsD clients get no answer to retry on, and a listener that waited
@@ -27,28 +27,22 @@ import selectors
 import socket
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
 from hail.items import item_head
-from hail.statsd_lines import MALFORMED, REASONS, LineReader
+from hail.statsd_counts import BUFFER_FULL, OVERLOADED, UNAVAILABLE, LineCounts
+from hail.statsd_lines import MALFORMED, LineReader
 from hailwhale.exceptions import BufferFull
-from hailwhale.keys import KeySpace
 
 if TYPE_CHECKING:
-    from redis import Redis
 
     from hail.buffer import Buffer
 
 log = logging.getLogger("hailwhale.statsd")
-
-BUFFER_FULL = "buffer_full"  # the buffer was full: its 503
-UNAVAILABLE = "unavailable"  # the buffer's Redis did not answer
-OVERLOADED = "overloaded"  # MAX_QUEUED bytes of lines were waiting for the buffer already
-REFUSED_BY = (*REASONS, BUFFER_FULL, UNAVAILABLE, OVERLOADED)  # every reason of a refusal
 
 BATCH_BYTES = 256 * 1024  # UDP bytes read in one go, at most
 MAX_QUEUED = 64 * 1024 * 1024  # bytes of lines read and not yet pushed, at most
@@ -86,61 +80,6 @@ def bind_statsd(host: str, port: int) -> list[socket.socket]:
             sock.close()
         raise
     return sockets
-
-
-def line_counts(redis: Redis, keys: KeySpace, name: str = "hail") -> dict | None:
-    """The StatsD lines fed into the buffer `name`, for `/health` and `/metrics`.
-
-    `{"received": n, "accepted": n, "refused": n, "refused_by_reason": {reason: n}}`
-    (every reason of REFUSED_BY, 0 included), counted since the buffer's Redis was
-    created; None if no StatsD listener ever ran on it.
-    """
-    return read_line_counts(redis.hgetall(keys.statsd_lines(name)))
-
-
-def read_line_counts(raw: Mapping[bytes, bytes]) -> dict | None:
-    """The counts of `line_counts` from the HGETALL of the counts' hash."""
-    if not raw:
-        return None
-    counts = {field.decode(): int(value) for field, value in raw.items()}
-    by_reason = {reason: counts.get(f"refused:{reason}", 0) for reason in REFUSED_BY}
-    refused = sum(by_reason.values())
-    accepted = counts.get("accepted", 0)
-    return {"received": accepted + refused, "accepted": accepted, "refused": refused,
-            "refused_by_reason": by_reason}
-
-
-class LineCounts:
-    """Line outcomes not yet written, added to the counts' hash in one call (`save`)."""
-
-    def __init__(self, redis: Redis, key: str):
-        self.redis = redis
-        self.key = key
-        self._lock = threading.Lock()  # threads add while one saves
-        # The hash exists from the start: /health shows a listener that got nothing yet.
-        self.pending: Counter[str] = Counter({"accepted": 0})
-
-    def add(self, accepted: int, refused: Mapping[str, int]) -> None:
-        with self._lock:
-            self.pending["accepted"] += accepted
-            for reason, lines in refused.items():
-                self.pending[f"refused:{reason}"] += lines
-
-    def save(self) -> None:
-        """Add the pending counts to Redis, all or none; kept for the next try if it fails."""
-        with self._lock:
-            taken, self.pending = self.pending, Counter()
-        if not taken:
-            return
-        pipe = self.redis.pipeline(transaction=True)
-        for field, lines in taken.items():
-            pipe.hincrby(self.key, field, lines)
-        try:
-            pipe.execute()
-        except RedisError as error:
-            log.warning("statsd: the counts of lines wait in memory: Redis: %s", error)
-            with self._lock:
-                self.pending.update(taken)
 
 
 class _Connection:

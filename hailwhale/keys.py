@@ -134,7 +134,7 @@ class KeySpace:
 
     def statsd_lines(self, name: str = "hail") -> str:
         """Hash of the StatsD lines fed into the buffer `name`: `received`, `accepted`,
-        `refused:<reason>` -> count (hail/statsd.py)."""
+        `refused:<reason>` -> count (hail/statsd_counts.py)."""
         return f"{self.hail(name)}:statsd"
 
     def applied(self, batch_id: str) -> str:

@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError
 from hail.app import make_hail_app
 from hail.buffer import Buffer
 from hail.flusher import Flusher
-from hail.statsd import REFUSED_BY
+from hail.statsd_counts import REFUSED_BY
 from hailwhale.config import Config, Limits
 from hailwhale.events import parse_event
 from hailwhale.exceptions import BufferFull, PoisonWrite

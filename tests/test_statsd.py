@@ -15,7 +15,8 @@ from redis.retry import Retry
 
 from hail.buffer import Buffer
 from hail.items import decode
-from hail.statsd import MAX_LINE, StatsdListener, bind_statsd, line_counts
+from hail.statsd import MAX_LINE, StatsdListener, bind_statsd
+from hail.statsd_counts import line_counts
 from hail.statsd_lines import LineReader
 from hailwhale.config import Limits
 from hailwhale.events import Event, parse_event

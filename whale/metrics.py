@@ -47,7 +47,7 @@ class BufferFigures:
     """Collector: what a Hail buffer's Redis holds now, read at each scrape.
 
     `health` is the buffer's (hail/buffer.py): its stats, with the StatsD listener's
-    line counts (hail/statsd.py) once one has run on the buffer.
+    line counts (hail/statsd_counts.py) once one has run on the buffer.
     """
 
     def __init__(self, health: Health, clock: Callable[[], float]):
@@ -84,7 +84,7 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 
 
 def _statsd(lines: Mapping) -> Iterator[Metric]:
-    """`received`, `accepted` and `refused_by_reason` lines, as hail/statsd.py counts them."""
+    """`received`, `accepted` and `refused_by_reason` lines, as hail/statsd_counts.py counts them."""
     yield CounterMetricFamily("hailwhale_statsd_lines_received", "StatsD lines received",
                               value=lines["received"])
     yield CounterMetricFamily("hailwhale_statsd_lines_accepted", "StatsD lines buffered as "

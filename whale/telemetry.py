@@ -5,7 +5,7 @@ PROMETHEUS_MULTIPROC_DIR is set before this module is imported (`hailwhale serve
 `hail` set it for their children: whale/metrics.py), each process writes its figures
 to its own file there and `/metrics` adds the files up, so gunicorn's workers and the
 flusher all count into the same totals (the StatsD listener keeps its line counts in
-the buffer's Redis: hail/statsd.py).
+the buffer's Redis: hail/statsd_counts.py).
 
 No label ever holds a pk, dimension or metric name: `endpoint` and `route` are route
 rules (`/count`, never the path asked for), `reason` and `kind` come from fixed sets.
