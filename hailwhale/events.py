@@ -95,6 +95,16 @@ class Event:
             raise InvalidEvent("event", _NOT_OURS)
         return event
 
+    @classmethod
+    def read_back(cls, pk: Path, paths: tuple[Path, ...], sums: dict[str, int | float],
+                  uniques: dict[str, str], at: float, intervals: tuple[int, ...] | None) -> Event:
+        """The event of parts `from_data` would accept, checked by the caller (a flush reads
+        thousands: the frozen dataclass's six `object.__setattr__` calls cost a third)."""
+        event = object.__new__(cls)
+        event.__dict__.update(pk=pk, paths=paths, sums=sums, uniques=uniques, at=at,
+                              intervals=intervals)
+        return event
+
 
 def parse_event(
     params: Mapping[str, object], *, periods: Periods, limits: Limits, now: float, encoded: bool

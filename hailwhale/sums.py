@@ -54,6 +54,17 @@ class ExactSum:
         return f"ExactSum({self.value()!r})"
 
 
+def exact_floats(values: list[float]) -> ExactSum:
+    """The exact sum of finite floats, added in C: math.fsum rounds the sum correctly, and
+    again what that rounding left out, until nothing is (once or twice for usual values)."""
+    parts: list[float] = []
+    rest = values
+    while part := math.fsum(rest):  # 0.0 only when the sum is exactly 0
+        parts.append(part)
+        rest = values + [-done for done in parts]
+    return ExactSum(sum(ExactSum.of(part).scaled for part in parts))
+
+
 def exact(amount: int | float) -> int | ExactSum:
     """An amount ready to be summed exactly: ints as they are, floats as ExactSum."""
     return amount if type(amount) is int else ExactSum.of(amount)

@@ -23,7 +23,7 @@ from hailwhale.events import Event
 from hailwhale.expand import expand
 from hailwhale.keys import KeySpace, Path, dim_key
 from hailwhale.periods import Periods, bucket_start
-from hailwhale.sums import ExactSum, exact
+from hailwhale.sums import ExactSum, exact_floats
 
 SUM = "sum"
 UNIQUE = "unique"
@@ -103,6 +103,7 @@ class Roller:
         buckets_at: dict[tuple[int, tuple[int, ...] | None], tuple[tuple[int, int], ...]] = {}
         retention = self.periods.retention
         for (_, _, second, intervals), (first, signed) in signatures.items():
+            signed.settle()
             buckets = buckets_at.get((second, intervals))
             if buckets is None:
                 held = intervals
@@ -157,24 +158,35 @@ class Roller:
 class _Cell:
     """What the events of one (pk, path, buckets) add up to."""
 
-    __slots__ = ("sums", "uniques", "last_at")
+    __slots__ = ("sums", "floats", "uniques", "last_at")
 
     def __init__(self) -> None:
         self.sums: dict[str, int | ExactSum] = {}
+        self.floats: dict[str, list[float]] = {}  # added to `sums` exactly by settle()
         self.uniques: dict[str, set[str]] = {}
         self.last_at = 0.0
 
     def add(self, event: Event) -> None:
-        sums = self.sums
+        sums, floats = self.sums, self.floats
         for metric, amount in event.sums.items():
-            if type(amount) is not int:
-                amount = exact(amount)
-            sums[metric] = sums.get(metric, 0) + amount
+            if type(amount) is int:
+                sums[metric] = sums.get(metric, 0) + amount
+            elif metric in floats:
+                floats[metric].append(amount)
+            else:
+                floats[metric] = [amount]
         if event.uniques:
             for metric, ident in event.uniques.items():
                 self.uniques.setdefault(metric, set()).add(ident)
         if event.at > self.last_at:
             self.last_at = event.at
+
+    def settle(self) -> None:
+        """Add the floats to the sums, exactly, all of a metric's at once."""
+        sums = self.sums
+        for metric, amounts in self.floats.items():
+            sums[metric] = sums.get(metric, 0) + exact_floats(amounts)
+        self.floats = {}
 
     def merge(self, other: _Cell) -> None:
         sums = self.sums
