@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 
 from hailwhale import __version__
-from hailwhale.config import ENV_VARS, Config, load_config
+from hailwhale.config import DEFAULT_CHILDREN, DEFAULT_THRESHOLD, ENV_VARS, Config, load_config
 from hailwhale.dead_letters_cli import add_dead_letters_parser, run_dead_letters
 from hailwhale.exceptions import HailWhaleError, InvalidInput
 from hailwhale.guard_cli import add_guard_parser, run_guard
@@ -139,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--depth", type=int, default=0,
                        help="0: the dimension alone, 1: and its children, 2: grandchildren too")
     query.add_argument("--threshold", type=float,
-                       help="show a child from this share of its parent's total; default 0.1")
-    query.add_argument("--limit", type=int, help="children per parent; default 10")
+                       help="show a child from this share of its parent's total; default "
+                       f"{DEFAULT_THRESHOLD}")
+    query.add_argument("--limit", type=int, help=f"children per parent; default {DEFAULT_CHILDREN}")
     query.add_argument("--sort", help="the metric that ranks children; default the first")
     query.add_argument("--json", action="store_true",
                        help="print the answer as JSON, as the HTTP API answers (for scripts)")

@@ -14,6 +14,11 @@ from dataclasses import dataclass, field, fields, replace
 from hailwhale.exceptions import ConfigError
 from hailwhale.periods import DEFAULT_PERIODS, Periods
 
+# What a query shows when it does not say (DESIGN.md, HTTP API): a child from this share
+# of its parent's window total, and this many children per parent.
+DEFAULT_THRESHOLD = 0.1
+DEFAULT_CHILDREN = 10
+
 
 @dataclass(frozen=True)
 class Limits:

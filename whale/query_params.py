@@ -7,7 +7,7 @@ import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from hailwhale.config import Limits
+from hailwhale.config import DEFAULT_CHILDREN, DEFAULT_THRESHOLD, Limits
 from hailwhale.exceptions import InvalidInput, InvalidQuery
 from hailwhale.formulas import Formula, parse_metric
 from hailwhale.keys import Path
@@ -47,8 +47,8 @@ class Query:
     metrics: tuple[Formula, ...]
     sort: Formula
     depth: int = 0
-    threshold: float | None = 0.1
-    limit: int = 10
+    threshold: float | None = DEFAULT_THRESHOLD
+    limit: int = DEFAULT_CHILDREN
     max_points: int = Limits.answer_points
     max_buckets: int = Limits.points  # per series, when a time range sets the window
     range: TimeRange | None = None  # `from` and `to`; None: the period's latest window
@@ -129,7 +129,8 @@ def _metric_texts(value: object, limits: Limits) -> list[str]:
 
 def parse_query(
     params: Mapping[str, object], limits: Limits, timeout: float | None = None, *,
-    threshold: float | None = 0.1, limit: int | None = 10, now: float | None = None,
+    threshold: float | None = DEFAULT_THRESHOLD, limit: int | None = DEFAULT_CHILDREN,
+    now: float | None = None,
 ) -> Query:
     """A Query from request parameters (checked by `check_params` first, for a request).
 
