@@ -17,7 +17,8 @@ from hailwhale.events import Event
 from hailwhale.group_commit import GroupCommit
 from tests.hail_helpers import BUFFER_KEYS, PERIODS, make_store, random_events
 from whale.numbers import to_number
-from whale.reads import Series
+from whale.reads import UNIQUE_POINTS, WINDOW_TOTALS, Series
+from whale.rollup import window_chunks
 
 
 @pytest.fixture
@@ -165,3 +166,36 @@ def test_points_are_in_window_order_with_zeros_where_nothing_was_counted(redis_c
     store.count([event(window[0] + 1, dollars=1), event(window[-1], dollars=3)])
     [values] = store.points([Series((), ("a",), "dollars")], 15, window)
     assert values[0] == 1 and values[-1] == 3 and not any(values[1:-1])
+
+
+def test_window_totals_are_one_script_call_per_series_and_reuse_unchanged_chunks(
+        redis_client, now):
+    store = make_store(redis_client, "hw", now)
+    window = PERIODS.find("15s:3h").window(now)
+    store.count([event(bucket + 1, dollars=0.1) for bucket in window])
+    dollars = [Series((), ("a",), "dollars"), Series((), (), "dollars")]
+    chunks = len(window_chunks(window, 15))
+    redis_client.script_load(WINDOW_TOTALS.text)  # so that no call is refused as unknown
+    before = {name: calls(redis_client, name) for name in ("evalsha", "hvals", "hgetall")}
+    first = store.window_sums(dollars, 15, window)
+    assert calls(redis_client, "evalsha") - before["evalsha"] == 2
+    read = (calls(redis_client, "hvals") + calls(redis_client, "hgetall")
+            - before["hvals"] - before["hgetall"])
+    assert read == 2 * chunks  # each chunk once, inside the script
+    store.count([event(window[-1], dollars=1)])  # changes the last chunk of each
+    before = {name: calls(redis_client, name) for name in ("hvals", "hgetall")}
+    second = store.window_sums(dollars, 15, window)
+    assert [round(b - a, 6) for a, b in zip(first, second)] == [1, 1]
+    assert (calls(redis_client, "hvals") + calls(redis_client, "hgetall")
+            - before["hvals"] - before["hgetall"]) == 2  # only the changed chunks
+
+
+def test_unique_points_are_one_script_call_per_series(redis_client, now):
+    store = make_store(redis_client, "hw", now)
+    window = PERIODS.find("15s:3h").window(now)
+    store.count([Event((), (("a",),), {"hits": 1}, {"users": f"u{i}"}, now) for i in range(3)])
+    redis_client.script_load(UNIQUE_POINTS.text)
+    before = calls(redis_client, "evalsha")
+    [points] = store.points([Series((), ("a",), "users", "unique")], 15, window)
+    assert calls(redis_client, "evalsha") - before == 1
+    assert points[-1] == 3 and not any(points[:-1])

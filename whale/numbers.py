@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import orjson
 
+from hailwhale.sums import ExactSum, exact, total
+
 Number = int | float
+# What window_totals.lua answers for a chunk: its kind, its exact partials, its integers.
+Parts = tuple[bytes, Sequence[bytes], Sequence[bytes]]
 
 _NUMERALS = b"0123456789.e+-,"  # every byte of how Redis spells a finite sum
+_EXACT = 2**53  # past it, not every integer is a double
 
 
 def to_number(raw: bytes | str | None) -> Number:
@@ -16,7 +24,7 @@ def to_number(raw: bytes | str | None) -> Number:
     if type(raw) is bytes and b"." not in raw and b"e" not in raw:
         return int(raw)  # how Redis spells an integral sum: exact, however long
     value = float(raw)
-    if value.is_integer() and abs(value) < 2**53:
+    if value.is_integer() and abs(value) < _EXACT:
         return int(value)
     return value
 
@@ -30,7 +38,34 @@ def to_numbers(raws: list[bytes]) -> list[Number]:
     joined = b",".join(raws)
     if raws and max(map(len, raws)) < 16 and not joined.translate(None, _NUMERALS):
         try:
-            return orjson.loads(b"[" + joined + b"]")
+            numbers = orjson.loads(b"[" + joined + b"]")
         except orjson.JSONDecodeError:
             pass  # not sums HINCRBYFLOAT wrote: let to_number say what is wrong
+        else:
+            if len(numbers) == len(raws):  # else a value held a comma
+                return numbers
     return [to_number(raw) for raw in raws]
+
+
+def window_total(parts: Sequence[Parts]) -> Number | None:
+    """The total of a window from the parts window_totals.lua answered for its chunks:
+    `exact_sum` of its points, bit for bit; None when a chunk holds a value it left out.
+
+    Each chunk's partials add up exactly to its values read as doubles, and its
+    integers are the spellings past what a double holds. So, as `exact_sum` does: all
+    ints ('i'), an exact int; no value past 2**53, `math.fsum` (correctly rounded, a
+    float); else rounded once from the exact sum.
+    """
+    kinds = {kind for kind, _, _ in parts}
+    if b"?" in kinds:
+        return None
+    partials = [float(p) for _, spelled, _ in parts for p in spelled]
+    integers = [int(i) for _, _, spelled in parts for i in spelled]
+    if kinds <= {b"i"}:
+        return sum(map(int, partials)) + sum(integers)
+    if b"F" not in kinds and all(-_EXACT <= i <= _EXACT for i in integers):
+        return math.fsum(partials + integers)  # integers this small are exact doubles
+    summed: int | ExactSum = 0
+    for value in partials + integers:
+        summed = summed + exact(value)
+    return total(summed)

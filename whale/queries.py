@@ -40,9 +40,6 @@ from whale.store import Store
 # set at most Limits.children members, so every reply stays small and the deadline is
 # checked often.
 _KEYS_PER_READ = 1000
-# Points a ranking keeps for the graph that follows it, rather than reading them again;
-# past this, ranking many children keeps only their totals (memory stays bounded).
-_KEPT_POINTS = 100_000
 _PARENTS_PER_READ = 10
 _TOTALS_PER_CHECK = 500
 HITS = "hits"  # every event adds 1 to it unless it sets it itself
@@ -80,7 +77,6 @@ class Reader:
         self.kinds = store.metric_kinds(query.pk)
         self._points: dict[tuple[Path, str], list[Number]] = {}
         self._totals: dict[tuple[Path, str], Number] = {}
-        self._kept = 0  # points ranking read and kept for drawing, at most _KEPT_POINTS
 
     def _series(self, path: Path, name: str) -> Series:
         return Series(self.query.pk, path, name, self.kinds.get(name, SUM))
@@ -108,13 +104,12 @@ class Reader:
         """Fetch the window totals of `paths` x `names` not known yet (no points kept)."""
         wanted = [(p, n) for p in paths for n in names if (p, n) not in self._totals]
         sums = [item for item in wanted if self.kinds.get(item[1]) != UNIQUE]
-        for key, values in self._read(sums):
-            self._totals[key] = exact_sum(values)
-            if self._kept + len(values) <= _KEPT_POINTS:  # drawn next, most likely: keep
-                self._points[key] = values
-                self._kept += len(values)
-        uniques = [item for item in wanted if self.kinds.get(item[1]) == UNIQUE]
         interval, window = self.period.interval, self.window
+        chunks = len(window_chunks(window, interval))
+        for batch in _batches(sums, _KEYS_PER_READ // chunks, self.deadline):
+            series = [self._series(p, n) for p, n in batch]
+            self._totals.update(zip(batch, self.store.window_sums(series, interval, window)))
+        uniques = [item for item in wanted if self.kinds.get(item[1]) == UNIQUE]
         for batch in _batches(uniques, _KEYS_PER_READ // len(window), self.deadline):
             series = [self._series(p, n) for p, n in batch]
             self._totals.update(zip(batch, self.store.unique_totals(series, interval, window)))

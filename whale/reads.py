@@ -1,15 +1,37 @@
-"""Series reads: the points, unique totals, indexes and registries a Store wrote."""
+"""Series reads: the points, window totals, indexes and registries a Store wrote.
+
+A sum series is a hash per chunk of buckets (whale/rollup.py), a unique one a
+HyperLogLog per bucket; all keys of a series share a hash tag, so every script call
+here touches one Redis Cluster slot.
+
+Points come to Python as they are drawn: a chunk's `HGETALL`, the window's values
+picked in bucket order and decoded in one call (whale/numbers.py). Window totals
+(ranking, /totals) never bring the buckets: scripts/window_totals.lua adds each
+chunk's values up where they are, exactly, and answers a few numbers per chunk; a
+chunk whose content (its digest) this process has already summed over the same
+buckets is not summed again (`WindowParts`). A unique series is counted per bucket
+by scripts/unique_points.lua, one call per series, and over a window by `PFCOUNT`
+of the union of its buckets.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from importlib.resources import files
+from itertools import repeat
 
 from redis import Redis
+from redis.exceptions import NoScriptError
 
 from hailwhale.keys import KeySpace, Path
-from whale.numbers import Number, to_numbers
-from whale.rollup import SUM, UNIQUE, window_chunks
+from hailwhale.sums import exact_sum
+from whale.numbers import Number, Parts, to_numbers, window_total
+from whale.rollup import CHUNK_BUCKETS, SUM, UNIQUE, window_chunks
+
+_ZERO = b"0"  # an empty bucket, as Redis would spell its sum
 
 
 @dataclass(frozen=True)
@@ -22,11 +44,51 @@ class Series:
     kind: str = SUM
 
 
+@dataclass(frozen=True)
+class ReadScript:
+    """A script of whale/scripts that only reads, called by its SHA-1."""
+
+    text: str
+    sha: str
+
+    @classmethod
+    def named(cls, name: str) -> ReadScript:
+        text = (files("whale") / "scripts" / name).read_text()
+        return cls(text, hashlib.sha1(text.encode()).hexdigest())
+
+
+WINDOW_TOTALS = ReadScript.named("window_totals.lua")
+UNIQUE_POINTS = ReadScript.named("unique_points.lua")
+
+
+class WindowParts:
+    """The parts window_totals.lua answered for chunks, by (key, first, last bucket), each
+    with the digest of the content it was summed from; at most `size`, oldest dropped."""
+
+    def __init__(self, size: int = 20_000):
+        self.size = size
+        self._held: dict[tuple[str, int, int], tuple[bytes, Parts]] = {}
+
+    def get(self, key: str, first: int, last: int) -> tuple[bytes, Parts] | None:
+        return self._held.get((key, first, last))
+
+    def keep(self, key: str, first: int, last: int, digest: bytes, parts: Parts) -> None:
+        held = self._held
+        if len(held) >= self.size:
+            del held[next(iter(held))]
+        held[(key, first, last)] = (digest, parts)
+
+
 class SeriesReads:
     """The reading half of the Store (whale/store.py), which sets `redis` and `keys`."""
 
     redis: Redis
     keys: KeySpace
+
+    @cached_property
+    def window_parts(self) -> WindowParts:
+        """What this process summed: a chunk's parts stay right while its digest does."""
+        return WindowParts()
 
     def metric_kinds(self, pk: Path) -> dict[str, str]:
         """Metric name -> `sum` or `unique`, for every metric counted under `pk`."""
@@ -53,38 +115,112 @@ class SeriesReads:
         self, series: Sequence[Series], interval: int, window: Sequence[int]
     ) -> list[list[Number]]:
         """Per-bucket values of each series over `window` (bucket starts), 0 when empty."""
+        sums = [one for one in series if one.kind != UNIQUE]
+        uniques = [one for one in series if one.kind == UNIQUE]
+        found = dict(zip(sums, self._sum_points(sums, interval, window)))
+        if uniques:
+            spelled = [str(bucket) for bucket in window]
+            calls = [(self._unique_keys(one, interval, spelled), []) for one in uniques]
+            found.update(zip(uniques, self._call_each(UNIQUE_POINTS, calls)))
+        return [found[one] for one in series]
+
+    def _sum_points(self, series: Sequence[Series], interval: int,
+                    window: Sequence[int]) -> list[list[Number]]:
         chunks = window_chunks(window, interval)
         pipe = self.redis.pipeline(transaction=False)
         for one in series:
-            if one.kind == UNIQUE:
-                for bucket in window:
-                    pipe.execute_command("PFCOUNT", self.keys.unique(
-                        one.pk, one.path, interval, one.metric, bucket))
-            else:
-                for chunk in chunks:
-                    pipe.hgetall(self.keys.series(one.pk, one.path, interval, one.metric, chunk))
+            for chunk in chunks:
+                pipe.hgetall(self.keys.series(one.pk, one.path, interval, one.metric, chunk))
         replies = iter(pipe.execute())
         stamps = [str(bucket).encode() for bucket in window]  # the fields, as Redis has them
         out = []
-        for one in series:
-            if one.kind == UNIQUE:
-                out.append([next(replies) for _ in window])
-                continue
+        for _ in series:
             stored: dict[bytes, bytes] = {}
             for _ in chunks:
                 stored.update(next(replies))
-            numbers = dict(zip(stored, to_numbers(list(stored.values()))))
-            out.append([numbers.get(stamp, 0) for stamp in stamps])
+            out.append(to_numbers(list(map(stored.get, stamps, repeat(_ZERO)))))
         return out
+
+    def window_sums(
+        self, series: Sequence[Series], interval: int, window: Sequence[int]
+    ) -> list[Number]:
+        """The total of each sum series over `window`, exact: `exact_sum` of its points."""
+        spans = _chunk_spans(window, interval)
+        parts = self.window_parts
+        calls, held = [], []
+        for one in series:
+            keys = [self.keys.series(one.pk, one.path, interval, one.metric, chunk)
+                    for chunk, _, _, _ in spans]
+            args: list = []
+            mine = []
+            for key, (_, first, last, whole) in zip(keys, spans):
+                kept = parts.get(key, first, last)
+                mine.append(kept)
+                args += [first, last, int(whole), kept[0] if kept else ""]
+            calls.append((keys, args))
+            held.append(mine)
+        totals = []
+        replies = self._call_each(WINDOW_TOTALS, calls)
+        for one, (keys, _), mine, reply in zip(series, calls, held, replies):
+            found = []
+            for key, (_, first, last, _), kept, answer in zip(keys, spans, mine, reply):
+                if len(answer) == 1:  # the digest we sent: unchanged
+                    found.append(kept[1])
+                    continue
+                digest, summed = answer[0], (answer[1], answer[2], answer[3])
+                found.append(summed)
+                if digest:
+                    parts.keep(key, first, last, digest, summed)
+            total = window_total(found)
+            if total is None:  # a value HINCRBYFLOAT did not write: read it as points do
+                total = exact_sum(self.points([one], interval, window)[0])
+            totals.append(total)
+        return totals
 
     def unique_totals(
         self, series: Sequence[Series], interval: int, window: Sequence[int]
     ) -> list[int]:
         """Distinct ids over the whole window: PFCOUNT of the union of its buckets."""
+        spelled = [str(bucket) for bucket in window]
         pipe = self.redis.pipeline(transaction=False)
         for one in series:
-            pipe.execute_command(  # as pfcount(), which cluster pipelines refuse
-                "PFCOUNT",
-                *(self.keys.unique(one.pk, one.path, interval, one.metric, b) for b in window)
-            )
+            # execute_command: as pfcount(), which cluster pipelines refuse
+            pipe.execute_command("PFCOUNT", *self._unique_keys(one, interval, spelled))
         return pipe.execute()
+
+    def _unique_keys(self, one: Series, interval: int, buckets: list[str]) -> list[str]:
+        """The HyperLogLogs of `one` for `buckets` (bucket starts, spelled): a window's
+        hundreds of keys differ only in their last part, the bucket (hailwhale/keys.py)."""
+        stem = self.keys.unique(one.pk, one.path, interval, one.metric, 0)[:-1]
+        return [stem + bucket for bucket in buckets]
+
+    def _call_each(self, script: ReadScript, calls: list[tuple[list[str], list]]) -> list:
+        """The replies of `script` to each (keys, args), in one round trip."""
+        replies = self._send(script, calls)
+        lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if lost:  # a server that restarted or flushed its scripts
+            self.redis.script_load(script.text)
+            for i, reply in zip(lost, self._send(script, [calls[i] for i in lost])):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def _send(self, script: ReadScript, calls: list[tuple[list[str], list]]) -> list:
+        pipe = self.redis.pipeline(transaction=False)
+        for keys, args in calls:
+            # execute_command: cluster pipelines refuse evalsha(), but route EVALSHA by its keys
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return pipe.execute(raise_on_error=False)
+
+
+def _chunk_spans(window: Sequence[int], interval: int) -> list[tuple[int, int, int, bool]]:
+    """(chunk, first and last bucket of the window in it, whether that is all the chunk)."""
+    span = interval * CHUNK_BUCKETS
+    out = []
+    for chunk in window_chunks(window, interval):
+        start, end = chunk * span, (chunk + 1) * span - interval
+        first, last = max(window[0], start), min(window[-1], end)
+        out.append((chunk, first, last, first == start and last == end))
+    return out
