@@ -107,28 +107,33 @@ def test_window_totals_are_the_python_paths_bit_for_bit(redis_client, window, wr
     store_spellings(store, SERIES, {FIRST + i * INTERVAL: text for i, text in spelled.items()})
     expected = python_points(store, SERIES, window)
     assert store.points([SERIES], INTERVAL, window) == [expected]
+    assert store.points([SERIES], INTERVAL, window) == [expected]  # from what it kept
     [total] = store.window_sums([SERIES], INTERVAL, window)
     assert same(total, exact_sum(expected)), (total, exact_sum(expected))
     [again] = store.window_sums([SERIES], INTERVAL, window)  # from what it kept
     assert same(again, total)
 
 
-def test_a_changed_chunk_is_summed_again_and_a_restored_one_is_not_wrong(redis_client):
+def test_a_changed_chunk_is_read_again_and_a_restored_one_is_not_wrong(redis_client):
     store = fresh_store(redis_client)
     window = PERIODS.find("15s:3h").window(NOW)
     increment(store, SERIES, {bucket: [0.1] for bucket in window})
     [before] = store.window_sums([SERIES], INTERVAL, window)
     assert before == exact_sum([0.1] * len(window))
+    assert store.points([SERIES], INTERVAL, window) == [python_points(store, SERIES, window)]
     increment(store, SERIES, {window[5]: [2**40], window[-1]: [0.7]})
     [after] = store.window_sums([SERIES], INTERVAL, window)
     assert same(after, exact_sum(python_points(store, SERIES, window)))
+    assert store.points([SERIES], INTERVAL, window) == [python_points(store, SERIES, window)]
     increment(store, SERIES, {window[5]: [-(2**40)]})
     [restored] = store.window_sums([SERIES], INTERVAL, window)
     assert same(restored, exact_sum(python_points(store, SERIES, window)))
-    # the same chunks over a window that ends elsewhere: summed over its own buckets
+    assert store.points([SERIES], INTERVAL, window) == [python_points(store, SERIES, window)]
+    # the same chunks over a window that ends elsewhere: read over its own buckets
     shorter = window[:300]
     [part] = store.window_sums([SERIES], INTERVAL, shorter)
     assert same(part, exact_sum(python_points(store, SERIES, shorter)))
+    assert store.points([SERIES], INTERVAL, shorter) == [python_points(store, SERIES, shorter)]
 
 
 @pytest.mark.parametrize("odd", ["abc", "inf", "1e5", "1,2", "", " 5", "+5", "1.2.3", "0x10"])

@@ -97,7 +97,7 @@ class Reader:
         wanted = [(p, n) for p in paths for n in names if (p, n) not in self._points]
         for key, values in self._read(wanted):
             self._points[key] = values
-            if self.kinds.get(key[1]) != UNIQUE:
+            if key not in self._totals and self.kinds.get(key[1]) != UNIQUE:
                 self._totals[key] = exact_sum(values)
 
     def load_totals(self, paths: Sequence[Path], names: Sequence[str]) -> None:

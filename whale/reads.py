@@ -4,14 +4,16 @@ A sum series is a hash per chunk of buckets (whale/rollup.py), a unique one a
 HyperLogLog per bucket; all keys of a series share a hash tag, so every script call
 here touches one Redis Cluster slot.
 
-Points come to Python as they are drawn: a chunk's `HGETALL`, the window's values
-picked in bucket order and decoded in one call (whale/numbers.py). Window totals
-(ranking, /totals) never bring the buckets: scripts/window_totals.lua adds each
-chunk's values up where they are, exactly, and answers a few numbers per chunk; a
-chunk whose content (its digest) this process has already summed over the same
-buckets is not summed again (`WindowParts`). A unique series is counted per bucket
-by scripts/unique_points.lua, one call per series, and over a window by `PFCOUNT`
-of the union of its buckets.
+Every chunk is read with the digest of its content (SHA-1 of its DUMP, in the same
+script call), and what this process made of a chunk is kept by that digest
+(`ChunkMemo`): a chunk that did not change since (most of a window: only the newest
+chunk takes writes) costs its digest, not its values. Points come to Python as they
+are drawn (scripts/window_points.lua: a chunk's fields unless they are held), the
+window's values picked in bucket order and decoded in one call (whale/numbers.py).
+Window totals (ranking, /totals) never bring the buckets: scripts/window_totals.lua
+adds each chunk's values up where they are, exactly, and answers a few numbers per
+chunk. A unique series is counted per bucket by scripts/unique_points.lua, one call
+per series, and over a window by `PFCOUNT` of the union of its buckets.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib.resources import files
 from itertools import repeat
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import NoScriptError
 
 from hailwhale.keys import KeySpace, Path
 from hailwhale.sums import exact_sum
-from whale.numbers import Number, Parts, to_numbers, window_total
+from whale.numbers import Number, to_numbers, window_total
 from whale.rollup import CHUNK_BUCKETS, SUM, UNIQUE, window_chunks
 
 _ZERO = b"0"  # an empty bucket, as Redis would spell its sum
@@ -58,25 +61,33 @@ class ReadScript:
 
 
 WINDOW_TOTALS = ReadScript.named("window_totals.lua")
+WINDOW_POINTS = ReadScript.named("window_points.lua")
 UNIQUE_POINTS = ReadScript.named("unique_points.lua")
 
 
-class WindowParts:
-    """The parts window_totals.lua answered for chunks, by (key, first, last bucket), each
-    with the digest of the content it was summed from; at most `size`, oldest dropped."""
+class ChunkMemo:
+    """What a script answered for chunks, by (key, first, last bucket read), each with the
+    digest of the content it came from; at most `size` in weight, oldest dropped."""
 
-    def __init__(self, size: int = 20_000):
+    def __init__(self, size: int):
         self.size = size
-        self._held: dict[tuple[str, int, int], tuple[bytes, Parts]] = {}
+        self._held: dict[tuple[str, int, int], tuple[bytes, object, int]] = {}
+        self._weight = 0
 
-    def get(self, key: str, first: int, last: int) -> tuple[bytes, Parts] | None:
-        return self._held.get((key, first, last))
+    def get(self, key: str, first: int, last: int) -> tuple[bytes, Any] | None:
+        held = self._held.get((key, first, last))
+        return None if held is None else held[:2]
 
-    def keep(self, key: str, first: int, last: int, digest: bytes, parts: Parts) -> None:
+    def keep(self, key: str, first: int, last: int, digest: bytes, found: object,
+             weight: int = 1) -> None:
         held = self._held
-        if len(held) >= self.size:
-            del held[next(iter(held))]
-        held[(key, first, last)] = (digest, parts)
+        old = held.pop((key, first, last), None)
+        if old is not None:
+            self._weight -= old[2]
+        while held and self._weight + weight > self.size:
+            self._weight -= held.pop(next(iter(held)))[2]
+        held[(key, first, last)] = (digest, found, weight)
+        self._weight += weight
 
 
 class SeriesReads:
@@ -86,9 +97,14 @@ class SeriesReads:
     keys: KeySpace
 
     @cached_property
-    def window_parts(self) -> WindowParts:
-        """What this process summed: a chunk's parts stay right while its digest does."""
-        return WindowParts()
+    def summed(self) -> ChunkMemo:
+        """The parts window_totals.lua answered: right while their chunk's digest is."""
+        return ChunkMemo(20_000)
+
+    @cached_property
+    def decoded(self) -> ChunkMemo:
+        """The values of chunks read for points, by digest: at most 500,000 numbers."""
+        return ChunkMemo(500_000)
 
     def metric_kinds(self, pk: Path) -> dict[str, str]:
         """Metric name -> `sum` or `unique`, for every metric counted under `pk`."""
@@ -126,19 +142,32 @@ class SeriesReads:
 
     def _sum_points(self, series: Sequence[Series], interval: int,
                     window: Sequence[int]) -> list[list[Number]]:
-        chunks = window_chunks(window, interval)
-        pipe = self.redis.pipeline(transaction=False)
-        for one in series:
-            for chunk in chunks:
-                pipe.hgetall(self.keys.series(one.pk, one.path, interval, one.metric, chunk))
-        replies = iter(pipe.execute())
+        spans = _chunk_spans(window, interval)
         stamps = [str(bucket).encode() for bucket in window]  # the fields, as Redis has them
+        decoded = self.decoded
+        calls, held = [], []
+        for one in series:
+            keys = [self.keys.series(one.pk, one.path, interval, one.metric, chunk)
+                    for chunk, _, _, _ in spans]
+            mine = [decoded.get(key, first, last) for key, (_, first, last, _) in zip(keys, spans)]
+            calls.append((keys, [kept[0] if kept else "" for kept in mine]))
+            held.append(mine)
         out = []
-        for _ in series:
-            stored: dict[bytes, bytes] = {}
-            for _ in chunks:
-                stored.update(next(replies))
-            out.append(to_numbers(list(map(stored.get, stamps, repeat(_ZERO)))))
+        replies = self._call_each(WINDOW_POINTS, calls)
+        for (keys, _), mine, reply in zip(calls, held, replies):
+            values: list[Number] = []
+            for key, (_, first, last, _), kept, answer in zip(keys, spans, mine, reply):
+                if len(answer) == 1:  # the digest we sent: unchanged
+                    values += kept[1]
+                    continue
+                digest, flat = answer
+                stored = dict(zip(flat[::2], flat[1::2]))
+                buckets = stamps[(first - window[0]) // interval:(last - window[0]) // interval + 1]
+                part = to_numbers(list(map(stored.get, buckets, repeat(_ZERO))))
+                values += part
+                if digest:
+                    decoded.keep(key, first, last, digest, part, len(part))
+            out.append(values)
         return out
 
     def window_sums(
@@ -146,7 +175,7 @@ class SeriesReads:
     ) -> list[Number]:
         """The total of each sum series over `window`, exact: `exact_sum` of its points."""
         spans = _chunk_spans(window, interval)
-        parts = self.window_parts
+        parts = self.summed
         calls, held = [], []
         for one in series:
             keys = [self.keys.series(one.pk, one.path, interval, one.metric, chunk)
