@@ -136,11 +136,12 @@ class Buffer:
         """
         if not events:
             return
-        head = item_head(now, request_key)  # spelled once per request
+        head = item_head(now, request_key).encode()  # spelled once per request
         if request_key is None:
-            self.push_items([head + event.to_json() for event in events])
+            self.push_items([head + event.to_json_bytes() for event in events])
         else:  # one item: a claim never splits the request its key stands for
-            self.push_items([head + "[" + ",".join(event.to_json() for event in events) + "]"])
+            self.push_items([head + b"[" + b",".join(event.to_json_bytes() for event in events)
+                             + b"]"])
 
     def push_items(self, items: Sequence[str | bytes]) -> None:
         """Buffer raw items as they are (tests use it to plant garbage).

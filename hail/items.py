@@ -129,7 +129,7 @@ def read_event(body: bytes) -> Event:
             or not {*map(type, uniques.values())} <= _STR
             or type(intervals) is not list or not {*map(type, intervals)} <= _INTS):
         return Event.from_json(body)
-    return Event.read_back(*known, sums, uniques, at, tuple(intervals))
+    return Event.checked(*known, sums, uniques, at, tuple(intervals))
 
 
 def _remember(shape: bytes, event: Event) -> None:

@@ -10,10 +10,11 @@ import difflib
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
+from typing import TypeVar
 
 import orjson
 
@@ -42,6 +43,11 @@ _METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 MAX_VALUE = 2**53  # |metric value| at most this: no sum of accepted events can overflow
 _NOT_OURS = "not an event written by Event.to_json"
 _STR, _NUMBERS, _INTS = {str}, {int, float}, {int}
+_REMEMBERED = 4096  # pk and dimensions values, and metric names, checked and remembered
+_REMEMBERED_BYTES = 512  # a longer spelling is checked every time
+_known: dict[tuple, tuple] = {}
+_metric_names: set[str] = set()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,14 @@ class Event:
 
     def to_json(self) -> str:
         """Compact JSON for the Hail buffer; floats keep their exact value."""
+        return self.to_json_bytes().decode()
+
+    def to_json_bytes(self) -> bytes:
+        """`to_json` in UTF-8, as the buffer keeps it."""
         # orjson would write NaN as null: refuse it, as parsing refuses it.
-        if not (math.isfinite(self.at) and all(map(_finite, self.sums.values()))):
+        if not (math.isfinite(self.at) and all(map(math.isfinite, self.sums.values()))):
             raise ValueError("an event with a non-finite number has no JSON")
-        return orjson.dumps(vars(self)).decode()
+        return orjson.dumps(vars(self))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Event:
@@ -96,10 +106,10 @@ class Event:
         return event
 
     @classmethod
-    def read_back(cls, pk: Path, paths: tuple[Path, ...], sums: dict[str, int | float],
-                  uniques: dict[str, str], at: float, intervals: tuple[int, ...] | None) -> Event:
-        """The event of parts `from_data` would accept, checked by the caller (a flush reads
-        thousands: the frozen dataclass's six `object.__setattr__` calls cost a third)."""
+    def checked(cls, pk: Path, paths: tuple[Path, ...], sums: dict[str, int | float],
+                uniques: dict[str, str], at: float, intervals: tuple[int, ...] | None) -> Event:
+        """The event of parts its caller checked (parsing, or reading a buffered item back),
+        built without the frozen dataclass's six `object.__setattr__` calls (half of it)."""
         event = object.__new__(cls)
         event.__dict__.update(pk=pk, paths=paths, sums=sums, uniques=uniques, at=at,
                               intervals=intervals)
@@ -114,35 +124,29 @@ def parse_event(
     `params` holds event fields only: a name it does not know is refused, so that a
     typo (`dimesions`) is a 400, not an event counted without its dimensions.
     """
-    if not isinstance(params, Mapping):
+    if type(params) is not dict and not isinstance(params, Mapping):
         raise InvalidEvent("event", f"an event is a JSON object, not {show(params)}")
-    for name in params:
-        if name not in FIELDS:
-            raise unknown_field(name, encoded)
-
-    def given(name: str) -> tuple[str, object]:
-        """The key the client used for `name` and its value; None if missing or empty."""
-        keys = [key for key in (name, ALIASES[name]) if key and key in params]
-        if len(keys) == 2:
-            raise InvalidEvent(keys[1], f"give {name} or its alias {keys[1]}, not both")
-        value = params[keys[0]] if keys else None
-        if encoded and isinstance(value, str):
-            value = decode_value(value, keys[0])
-        return (keys[0] if keys else name), (None if is_empty(value) else value)
+    if not FIELDS.issuperset(params):
+        raise unknown_field(next(name for name in params if name not in FIELDS), encoded)
 
     # One parameter at a time, so the first bad one is named whatever the encoding;
     # the names budget is spent in the same order and names the one that overdraws it.
-    pk_param, pk_value = given("pk")
-    pk = to_path(pk_param, pk_value, limits)
-    spent = _spend(0, pk, pk_param, limits)
-    paths_param, paths_value = given("dimensions")
-    paths = _dimensions(paths_param, paths_value, limits)
-    spent = _spend(spent, map(itemgetter(-1), paths), paths_param, limits)
-    metrics_param, metrics_value = given("metrics")
+    pk_param, pk_value = _given(params, "pk", encoded)
+    pk, spent = ((), 0) if pk_value is None else _remembered(_pk, pk_param, pk_value, limits)
+    spent = _spend(0, spent, pk_param, limits)
+    paths_param, paths_value = _given(params, "dimensions", encoded)
+    paths, cost = _remembered(_dimensions, paths_param, paths_value, limits)
+    spent = _spend(spent, cost, paths_param, limits)
+    metrics_param, metrics_value = _given(params, "metrics", encoded)
     sums, uniques = _metrics(metrics_param, metrics_value, limits)
-    named = [name for name in chain(sums, uniques) if name != HITS or _names_hits(metrics_value)]
-    _spend(spent, named, metrics_param, limits)
-    return Event(pk, paths, sums, uniques, *_at(*given("at"), periods, limits, now))
+    # metric names are ASCII (one byte a character); the automatic `hits` costs nothing
+    cost = sum(map(len, sums)) + sum(map(len, uniques))
+    _spend(spent, cost if _names_hits(metrics_value) else cost - len(HITS), metrics_param,
+           limits)
+    at_param, at_value = _given(params, "at", encoded)
+    if at_value is None:
+        return Event.checked(pk, paths, sums, uniques, float(now), periods.intervals)
+    return Event.checked(pk, paths, sums, uniques, *_at(at_param, at_value, periods, limits, now))
 
 
 def parse_batch(items: object, *, periods: Periods, limits: Limits, now: float) -> list[Event]:
@@ -175,9 +179,49 @@ def unknown_field(name: object, encoded: bool) -> InvalidEvent:
     return InvalidEvent(param, f"unknown {kind} {show(text)}{hint}; {known}")
 
 
-def _spend(spent: int, names: Iterable[str], param: str, limits: Limits) -> int:
-    """`spent` plus the UTF-8 bytes of `names`; past the event's names budget, a 400."""
-    spent += sum(map(len, map(str.encode, names)))  # no surrogates: refused before
+def _given(params: Mapping[str, object], name: str, encoded: bool) -> tuple[str, object]:
+    """The key the client used for `name` and its value; None if missing or empty."""
+    alias = ALIASES[name]
+    if alias is not None and alias in params:
+        if name in params:
+            raise InvalidEvent(alias, f"give {name} or its alias {alias}, not both")
+        name = alias
+    elif name not in params:
+        return name, None
+    value = params[name]
+    if encoded and isinstance(value, str):
+        value = decode_value(value, name)
+    return name, (None if is_empty(value) else value)
+
+
+def _remembered(check: Callable[[str, object, Limits], tuple[T, int]], param: str,
+                value: object, limits: Limits) -> tuple[T, int]:
+    """`check(param, value, limits)` for a pk or dimensions value, remembered by its JSON
+    spelling and the limits that bound it: a stream repeats a few hundred. Only what
+    passed is remembered, so an error is always found, and named, by checking."""
+    try:
+        spelling = value if type(value) is str else orjson.dumps(value)
+    except TypeError:  # not JSON (a Python caller's set, an int past 64 bits)
+        return check(param, value, limits)
+    if len(spelling) > _REMEMBERED_BYTES:
+        return check(param, value, limits)
+    key = (check, spelling, limits.path_depth, limits.prefixes, limits.name_length)
+    found = _known.get(key)
+    if found is None:
+        found = check(param, value, limits)
+        if len(_known) >= _REMEMBERED:
+            _known.clear()
+        _known[key] = found
+    return found
+
+
+def _utf8(names: Iterable[str]) -> int:
+    return sum(map(len, map(str.encode, names)))  # no surrogates: refused before
+
+
+def _spend(spent: int, cost: int, param: str, limits: Limits) -> int:
+    """`spent` plus `cost` bytes of names; past the event's names budget, a 400."""
+    spent += cost
     if spent > limits.names_bytes:
         raise InvalidEvent(param, f"the names of one event (pk, dimension names and metric "
                                   f"names together) are over {limits.names_bytes} bytes of "
@@ -192,9 +236,16 @@ def _names_hits(value: object) -> bool:
     return isinstance(value, (list, tuple, dict)) and HITS in value
 
 
-def _dimensions(param: str, value: object, limits: Limits) -> tuple[Path, ...]:
+def _pk(param: str, value: object, limits: Limits) -> tuple[Path, int]:
+    """The pk path of `value`, and the UTF-8 bytes of its names."""
+    pk = to_path(param, value, limits)
+    return pk, _utf8(pk)
+
+
+def _dimensions(param: str, value: object, limits: Limits) -> tuple[tuple[Path, ...], int]:
+    """The dimension prefixes of `value`, and the UTF-8 bytes of their names."""
     if value is None or value in (OVERALL, [OVERALL], (OVERALL,)):
-        return ()
+        return (), 0
     prefixes: dict[Path, None] = {}  # a dict keeps first-seen order
 
     def emit(path: Path) -> None:
@@ -221,32 +272,28 @@ def _dimensions(param: str, value: object, limits: Limits) -> tuple[Path, ...]:
             emit((*parent, segment(node, param, limits)))
 
     walk((), value)
-    return tuple(prefixes)
+    return tuple(prefixes), _utf8(map(itemgetter(-1), prefixes))
 
 
 def _metrics(param: str, value: object, limits: Limits) -> tuple[dict, dict[str, str]]:
     sums: dict[str, int | float] = {}
     uniques: dict[str, str] = {}
-
-    def check(name: object) -> str:
-        if not isinstance(name, str) or not _METRIC_NAME.fullmatch(name):
-            raise InvalidEvent(param, f"metric name {show(name)} must be a string of letters, "
-                                      "digits, _ and . not starting with a digit or .")
-        check_name(name, param, limits, "metric name")  # ASCII: already in NFC
-        if name not in sums and name not in uniques and len(sums) + len(uniques) >= limits.metrics:
-            raise InvalidEvent(param, f"more than {limits.metrics} metrics in one event")
-        return name
-
     if isinstance(value, str):
         value = [value]
     if isinstance(value, (list, tuple)):
         for item in value:
-            name = check(item)
+            name = _metric_name(item, param, limits, sums, uniques)
             sums[name] = sums.get(name, 0) + 1
     elif isinstance(value, dict):
-        for key, amount in value.items():
-            name = check(key)
-            if isinstance(amount, dict):
+        few = len(value) <= limits.metrics  # then no name passes the count (keys differ)
+        for name, amount in value.items():
+            if not (few and type(name) is str and name in _metric_names
+                    and len(name) <= limits.name_length):
+                name = _metric_name(name, param, limits, sums, uniques)
+            kind = type(amount)
+            if (kind is int or kind is float) and -MAX_VALUE <= amount <= MAX_VALUE:
+                sums[name] = amount  # the usual value, at once (NaN fails the comparison)
+            elif isinstance(amount, dict):
                 uniques[name] = _unique_id(name, amount, param, limits)
             elif not is_number(amount):
                 raise InvalidEvent(param, f"metric {name}: {show(amount)} is not a finite "
@@ -260,6 +307,22 @@ def _metrics(param: str, value: object, limits: Limits) -> tuple[dict, dict[str,
         raise InvalidEvent(param, "metrics are a name, a JSON list of names or a JSON object "
                                   f"of name: number, not {show(value)}")
     return (sums if HITS in sums else {HITS: 1, **sums}), uniques
+
+
+def _metric_name(name: object, param: str, limits: Limits, sums: dict, uniques: dict) -> str:
+    """`name`, if it is a good name for one more metric of an event holding these."""
+    if type(name) is not str or name not in _metric_names:
+        if not isinstance(name, str) or not _METRIC_NAME.fullmatch(name):
+            raise InvalidEvent(param, f"metric name {show(name)} must be a string of letters, "
+                                      "digits, _ and . not starting with a digit or .")
+        if len(_metric_names) >= _REMEMBERED:
+            _metric_names.clear()
+        _metric_names.add(name)
+    if len(name) > limits.name_length:  # ASCII, no control character: in NFC, only too
+        check_name(name, param, limits, "metric name")  # long (check_name says so)
+    if name not in sums and name not in uniques and len(sums) + len(uniques) >= limits.metrics:
+        raise InvalidEvent(param, f"more than {limits.metrics} metrics in one event")
+    return name
 
 
 def _unique_id(name: str, amount: dict, param: str, limits: Limits) -> str:
@@ -306,9 +369,5 @@ def _at(
     raise InvalidEvent(param, f"{show(value)} is outside the accepted range, {iso(earliest)} "
                               f"to {iso(latest)} ({earliest} to {math.floor(latest)} epoch "
                               "seconds)")
-
-
-def _finite(value: object) -> bool:
-    return not isinstance(value, float) or math.isfinite(value)
 
 

@@ -22,6 +22,7 @@ import email.parser
 import email.policy
 from collections.abc import Callable
 from io import BytesIO
+from itertools import repeat
 from urllib.parse import parse_qsl
 
 from bottle import BaseRequest, FormsDict
@@ -61,7 +62,7 @@ def read_events(
     events = _read(request, periods=periods, limits=limits, now=now)
     if request.method != "HEAD":
         request.environ[EVENTS_READ] = len(events)
-    series = sum(series_count(event, len(periods.intervals)) for event in events)
+    series = sum(map(series_count, events, repeat(len(periods.intervals), len(events))))
     if series > limits.series:
         raise InvalidEvent("batch", f"these events write {series} series, over the "
                                     f"{limits.series} one request may write; send fewer "
