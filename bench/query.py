@@ -8,7 +8,15 @@ of 50 children of `shop` (720 buckets x 50 children), each with `dollars` (a sum
   default limit; all 50 ranked, threshold 0): 11 series of 720 points;
 * `plotpoints`: the same with all 50 children shown (51 series of 720 points);
 * `totals`: the totals of the same 51 over every configured period;
-* `unique_top10`: `plotpoints_top10` of `visitors` (a HyperLogLog per bucket).
+* `unique_top10`: `plotpoints_top10` of `visitors` (a HyperLogLog per bucket), ranked
+  by it: 50 unions of 720 HyperLogLogs, then 11 x 720 counts;
+* `unique_by_dollars_top10`: the same graph ranked by dollars (`sort=dollars`): what
+  drawing unique series costs, apart from ranking by them.
+
+Meanwhile every child is counted 10 times a second (`LIVE_WRITES`), as a dashboard's
+graph is read while its events arrive: the newest chunk of every series changes
+between two requests, so reads that keep what they read of unchanged chunks
+(whale/reads.py) still read those.
 
 The absolute targets (issue 15) are for a machine whose yardstick, the bare Bottle
 endpoint on HailWhale's server stack (bench/bare.py, wrk -t2 -c32), serves 18,000
@@ -19,8 +27,11 @@ latency scaled to that machine (p50 x yardstick requests/s / 18,000).
 from __future__ import annotations
 
 import random
+import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from bench.common import PERIODS, Figures, bare, hailwhale, redis_server, wrk
 from hailwhale.config import Limits
@@ -29,6 +40,7 @@ from hailwhale.keys import KeySpace
 from whale.store import Store
 
 CHILDREN = 50
+LIVE_WRITES = 10  # counts of every child a second while the requests run
 YARDSTICK = 18_000  # requests/s of the bare endpoint on the machine the targets are for
 QUERY = {"dimensions": "shop", "metrics": "dollars", "depth": 1, "limit": CHILDREN,
          "threshold": 0}
@@ -39,7 +51,16 @@ REQUESTS = {
     "plotpoints": ("/plotpoints", {**QUERY, "period": "15s:3h"}),
     "totals": ("/totals", QUERY),
     "unique_top10": ("/plotpoints", {**TOP10, "metrics": "visitors"}),
+    "unique_by_dollars_top10": ("/plotpoints", {**TOP10, "metrics": "visitors",
+                                                "sort": "dollars"}),
 }
+
+
+def event(rng: random.Random, child: int, at: float, now: float):
+    return parse_event({"dimensions": {"shop": f"p{child}"},
+                        "metrics": {"dollars": rng.randint(1, 400) / 4,
+                                    "visitors": {"unique": f"u{rng.randint(0, 999)}"}},
+                        "at": at}, periods=PERIODS, limits=Limits(), now=now, encoded=False)
 
 
 def seed(redis, now: float) -> int:
@@ -49,17 +70,32 @@ def seed(redis, now: float) -> int:
     window = PERIODS.find("15s:3h").window(now)
     written = 0
     for first in range(0, len(window), 60):
-        events = [
-            parse_event({"dimensions": {"shop": f"p{child}"},
-                         "metrics": {"dollars": rng.randint(1, 400) / 4,
-                                     "visitors": {"unique": f"u{rng.randint(0, 999)}"}},
-                         "at": min(now, bucket + rng.uniform(0, 15))},
-                        periods=PERIODS, limits=Limits(), now=now, encoded=False)
-            for bucket in window[first:first + 60] for child in range(CHILDREN)
-        ]
+        events = [event(rng, child, min(now, bucket + rng.uniform(0, 15)), now)
+                  for bucket in window[first:first + 60] for child in range(CHILDREN)]
         store.apply(store.roller.rollup(events, now))
         written += len(events)
     return written
+
+
+@contextmanager
+def live_writes(redis) -> Iterator[None]:
+    """Every child counted LIVE_WRITES times a second, now, until the block ends."""
+    stop = threading.Event()
+
+    def write() -> None:
+        rng = random.Random(6)
+        store = Store(redis, PERIODS, KeySpace())
+        while not stop.wait(1 / LIVE_WRITES):
+            now = time.time()
+            store.count([event(rng, child, now, now) for child in range(CHILDREN)])
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        writer.join()
 
 
 def query(repeat: int, seconds: float) -> dict:
@@ -67,8 +103,7 @@ def query(repeat: int, seconds: float) -> dict:
     with redis_server() as redis:
         client = redis.client(timeout=60)
         events = seed(client, time.time())
-        client.close()
-        with bare() as baseline, \
+        with bare() as baseline, live_writes(client), \
                 hailwhale("serve", "--no-buffer", "--redis-url", redis.url) as whale:
             for _ in range(repeat):
                 yardstick = wrk(f"{baseline.url}/count", seconds, connections=32)
@@ -85,15 +120,19 @@ def query(repeat: int, seconds: float) -> dict:
                                 result["p50_ms"] * rate / YARDSTICK, "ms")
                     if result["non_2xx"] or result["socket_errors"]:
                         figures.add(f"{name}_errors", result["non_2xx"], "responses")
-                figures.add("unique_vs_sum",
-                            figures.values["unique_top10_p50_ms"][-1]
-                            / figures.values["plotpoints_top10_p50_ms"][-1], "x")
+                top10 = figures.values["plotpoints_top10_p50_ms"][-1]
+                for name, unique in (("unique_vs_sum", "unique_top10"),
+                                     ("unique_drawn_vs_sum", "unique_by_dollars_top10")):
+                    figures.add(name, figures.values[f"{unique}_p50_ms"][-1] / top10, "x")
+        client.close()
     return {
         "what": f"one request at a time (wrk -t1 -c1 -d{seconds}s), over 15s:3h unless "
                 f"said: GET /plotpoints of `shop` and its top 10 of {CHILDREN} children "
                 f"(11 series x 720 points; all ranked), the same with all {CHILDREN} shown "
                 f"(51 x 720), GET /totals of the 51 over {','.join(PERIODS.names)}, and the "
-                f"top-10 graph of a unique metric; {events} events seeded; the yardstick, "
+                f"top-10 graph of a unique metric, ranked by it and by dollars; {events} "
+                f"events seeded, every child counted {LIVE_WRITES} times a second meanwhile; "
+                f"the yardstick, "
                 f"the bare endpoint (wrk -t2 -c32), in the same run; *_at_yardstick: p50 "
                 f"scaled to a yardstick of {YARDSTICK:,} requests/s",
         "figures": figures.report(),

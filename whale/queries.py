@@ -40,6 +40,8 @@ from whale.store import Store
 # set at most Limits.children members, so every reply stays small and the deadline is
 # checked often.
 _KEYS_PER_READ = 1000
+# A HyperLogLog is read as its count (a number a key), so a round trip takes more of them.
+_HLLS_PER_READ = 10_000
 _PARENTS_PER_READ = 10
 _TOTALS_PER_CHECK = 500
 HITS = "hits"  # every event adds 1 to it unless it sets it itself
@@ -86,9 +88,10 @@ class Reader:
         interval, window = self.period.interval, self.window
         # A sum series is a hash per chunk of buckets, a unique one a HyperLogLog per bucket.
         chunks = len(window_chunks(window, interval))
-        for kind, keys_each in ((SUM, chunks), (UNIQUE, len(window))):
+        per_read = {SUM: _KEYS_PER_READ // chunks, UNIQUE: _HLLS_PER_READ // len(window)}
+        for kind, each in per_read.items():
             mine = [item for item in wanted if self.kinds.get(item[1], SUM) == kind]
-            for batch in _batches(mine, _KEYS_PER_READ // keys_each, self.deadline):
+            for batch in _batches(mine, each, self.deadline):
                 series = [self._series(p, n) for p, n in batch]
                 yield from zip(batch, self.store.points(series, interval, window))
 
@@ -110,7 +113,7 @@ class Reader:
             series = [self._series(p, n) for p, n in batch]
             self._totals.update(zip(batch, self.store.window_sums(series, interval, window)))
         uniques = [item for item in wanted if self.kinds.get(item[1]) == UNIQUE]
-        for batch in _batches(uniques, _KEYS_PER_READ // len(window), self.deadline):
+        for batch in _batches(uniques, _HLLS_PER_READ // len(window), self.deadline):
             series = [self._series(p, n) for p, n in batch]
             self._totals.update(zip(batch, self.store.unique_totals(series, interval, window)))
 

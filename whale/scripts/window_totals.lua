@@ -22,15 +22,24 @@ local LIMIT = 9007199254740992  -- 2**53
 local LONG_INTEGER = '%f[%d%.]' .. string.rep('%d', 16) .. '%d*%f[^%d%.]'
 local ODD = {'?', {}, {}}
 
--- The values of a chunk between two bucket starts, as stored.
+-- The values of a chunk between two bucket starts (spelled as its fields are), as stored.
 local function spellings(key, first, last, whole)
   if whole then
     return redis.call('HVALS', key)
   end
   local flat, values = redis.call('HGETALL', key), {}
+  -- decimal spellings of one length compare as their numbers (cheaper than tonumber)
+  local digits = #first == #last and #first
+  local low, high = tonumber(first), tonumber(last)
   for i = 1, #flat, 2 do
-    local bucket = tonumber(flat[i])
-    if bucket and bucket >= first and bucket <= last then values[#values + 1] = flat[i + 1] end
+    local field, inside = flat[i], false
+    if #field == digits then
+      inside = field >= first and field <= last
+    else
+      local bucket = tonumber(field)
+      inside = bucket ~= nil and bucket >= low and bucket <= high
+    end
+    if inside then values[#values + 1] = flat[i + 1] end
   end
   return values
 end
@@ -112,8 +121,7 @@ for k = 1, #KEYS do
     if digest == ARGV[at + 4] then
       out[k] = {digest}
     else
-      local found = parts(spellings(KEYS[k], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]),
-                                    ARGV[at + 3] == '1'))
+      local found = parts(spellings(KEYS[k], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3] == '1'))
       out[k] = {digest, found[1], found[2], found[3]}
     end
   end
