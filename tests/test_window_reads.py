@@ -22,7 +22,7 @@ from tests.cluster import Cluster
 from tests.hail_helpers import PERIODS, random_events
 from whale.connect import client
 from whale.numbers import to_numbers
-from whale.reads import Series
+from whale.reads import ChunkMemo, Series
 from whale.rollup import CHUNK_BUCKETS, window_chunks
 from whale.store import Store
 
@@ -163,6 +163,19 @@ def test_many_series_of_every_period_sum_as_their_points(redis_client):
         points = store.points(series, period.interval, window)
         assert store.window_sums(series, period.interval, window) == [
             exact_sum(values) for values in points]
+
+
+def test_reads_stay_right_when_what_was_kept_is_dropped(redis_client):
+    store = fresh_store(redis_client)
+    store.decoded, store.summed = ChunkMemo(700), ChunkMemo(3)  # a few chunks' worth
+    store.apply(store.roller.rollup(random_events(random.Random(9), 2000, NOW), NOW))
+    window = PERIODS.find("15s:3h").window(NOW)
+    series = [Series(pk, path, metric) for pk in [(), ("shop",)]
+              for path in [(), ("geo",), ("site",)] for metric in ["dollars", "clicks"]]
+    expected = [python_points(store, one, window) for one in series]
+    for _ in range(3):
+        assert store.points(series, INTERVAL, window) == expected
+        assert store.window_sums(series, INTERVAL, window) == [exact_sum(v) for v in expected]
 
 
 def test_unique_points_are_each_buckets_pfcount(redis_client):

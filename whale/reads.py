@@ -19,6 +19,7 @@ per series, and over a window by `PFCOUNT` of the union of its buckets.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -73,6 +74,7 @@ class ChunkMemo:
         self.size = size
         self._held: dict[tuple[str, int, int], tuple[bytes, object, int]] = {}
         self._weight = 0
+        self._lock = threading.Lock()  # a server's requests keep at once
 
     def get(self, key: str, first: int, last: int) -> tuple[bytes, Any] | None:
         held = self._held.get((key, first, last))
@@ -81,13 +83,14 @@ class ChunkMemo:
     def keep(self, key: str, first: int, last: int, digest: bytes, found: object,
              weight: int = 1) -> None:
         held = self._held
-        old = held.pop((key, first, last), None)
-        if old is not None:
-            self._weight -= old[2]
-        while held and self._weight + weight > self.size:
-            self._weight -= held.pop(next(iter(held)))[2]
-        held[(key, first, last)] = (digest, found, weight)
-        self._weight += weight
+        with self._lock:
+            old = held.pop((key, first, last), None)
+            if old is not None:
+                self._weight -= old[2]
+            while held and self._weight + weight > self.size:
+                self._weight -= held.pop(next(iter(held)))[2]
+            held[(key, first, last)] = (digest, found, weight)
+            self._weight += weight
 
 
 class SeriesReads:
