@@ -29,18 +29,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
+from hail.buffer import PUSH_MAX_BYTES, PUSH_MAX_ITEMS, Buffer
 from hail.items import item_head
 from hail.statsd_counts import BUFFER_FULL, OVERLOADED, UNAVAILABLE, LineCounts
 from hail.statsd_lines import MALFORMED, LineReader
 from hailwhale.exceptions import BufferFull
-
-if TYPE_CHECKING:
-
-    from hail.buffer import Buffer
 
 log = logging.getLogger("hailwhale.statsd")
 
@@ -85,12 +81,14 @@ def bind_statsd(host: str, port: int) -> list[socket.socket]:
 class _Connection:
     """A TCP client: its socket and the start of a line still to come."""
 
-    __slots__ = ("sock", "pending", "skipping")
+    __slots__ = ("sock", "pending", "skipping", "active")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.pending = b""
         self.skipping = False  # inside a line over MAX_LINE: dropped up to its newline
+        self.active = time.monotonic()  # when it last sent: past MAX_CONNECTIONS, the
+        # connection idle longest is closed for a new one
 
 
 class StatsdListener:
@@ -122,6 +120,7 @@ class StatsdListener:
         self._lock = threading.Lock()  # the queue and its size
         self._work = threading.Event()
         self._stopping = False
+        self.failed = False  # the pushing thread died: `run` ends with an error
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
@@ -164,6 +163,8 @@ class StatsdListener:
             selector.close()
             self._work.set()
             pusher.join()
+        if self.failed:
+            raise RuntimeError("statsd: the pushing thread failed (see the log above)")
 
     def _enqueue(self, lines: list[bytes], size: int) -> None:
         with self._lock:
@@ -178,7 +179,20 @@ class StatsdListener:
         self._work.set()
 
     def _push_loop(self) -> None:
-        """Push what the sockets gave, in order; save the counts every `save_every` s."""
+        """Push what the sockets gave, in order; save the counts every `save_every` s.
+
+        Should it fail unexpectedly, the whole listener stops (its supervisor starts a
+        new one) rather than read lines nobody pushes.
+        """
+        try:
+            self._push_all()
+        except BaseException:
+            log.exception("statsd: the pushing thread failed; this listener stops (its "
+                          "supervisor starts another)")
+            self.failed = True
+            self.stop()
+
+    def _push_all(self) -> None:
         self.counts.save()
         next_save = time.monotonic() + self.save_every
         while True:
@@ -226,10 +240,12 @@ class StatsdListener:
                 self._warn("accept", f"cannot accept a TCP connection: {error}")
                 return 0
             if len(self._connections) >= MAX_CONNECTIONS:
+                idlest = min(self._connections.values(), key=lambda c: c.active)
                 self._warn("connections", f"more than {MAX_CONNECTIONS} TCP connections to "
-                                          "this listener; closing a new one")
-                sock.close()
-                continue
+                                          "this listener; closing the one idle longest")
+                if idlest.pending and not idlest.skipping:
+                    self.counts.add(0, {OVERLOADED: 1})  # its unfinished line
+                self._close(idlest, selector)
             sock.setblocking(False)
             connection = _Connection(sock)
             self._connections[sock.fileno()] = connection
@@ -249,6 +265,7 @@ class StatsdListener:
                 lines.append(connection.pending)
             self._close(connection, selector)
             return len(connection.pending)
+        connection.active = time.monotonic()
         parts = (connection.pending + chunk).split(b"\n")
         connection.pending = parts.pop()
         if connection.skipping:
@@ -257,6 +274,11 @@ class StatsdListener:
                 return len(chunk)
             del parts[0]  # its end
             connection.skipping = False
+        long = [part for part in parts if len(part) > MAX_LINE]
+        if long:  # lines that came whole in one read: as long as a line may be, at most
+            parts = [part for part in parts if len(part) <= MAX_LINE]
+            self.counts.add(0, {MALFORMED: len(long)})
+            self._warn(MALFORMED, f"a TCP line over {MAX_LINE} bytes, dropped whole")
         lines += parts
         if len(connection.pending) > MAX_LINE:
             connection.pending = b""
@@ -281,11 +303,20 @@ class StatsdListener:
     def _push(self, lines: list[bytes]) -> None:
         now = self.clock()
         reading = self.reader.read(lines, now)
+        events = reading.events
+        if len(lines) > 1 and (len(events) > PUSH_MAX_ITEMS
+                               or sum(map(len, events)) > PUSH_MAX_BYTES // 2):
+            # Bounded calls: multi-value lines made more events than one push may carry.
+            # Each half is read again (its ordinary lines from the reader's memory).
+            half = len(lines) // 2
+            self._push(lines[:half])
+            self._push(lines[half:])
+            return
         accepted, refused = reading.accepted, reading.refused
-        if reading.events:
+        if events:
             head = item_head(now)
             try:
-                self.buffer.push_items([head + event for event in reading.events])
+                self.buffer.push_items([head + event for event in events])
             except BufferFull:
                 refused[BUFFER_FULL] += accepted
                 accepted = 0

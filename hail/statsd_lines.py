@@ -45,6 +45,8 @@ _TIMERS = frozenset({"ms", "h", "d"})
 _TYPES = _TIMERS | {"c", "s"}
 _TO_TIME = '},"uniques":{},"at":'  # from the end of a line's sums to its time
 _CACHED = 10_000  # lines and shapes remembered; forgotten all at once past this
+# Only short lines and shapes are remembered, so that what is remembered stays a few MB.
+_CACHED_BYTES = 512
 # Where parse_event names a parameter, a StatsD user reads a part of the line.
 _PARTS = {"pk": "the pk tag: ", "dimensions": "the tags: ", "at": "the timestamp (|T): "}
 
@@ -133,7 +135,12 @@ class LineReader:
             read = self._parse(line, now)
         except _Refused as refused:
             read = Refusal(refused.reason, refused.message, _shown(line))
-        if b"|T" not in line:  # a line's own time is checked against `now`: not kept
+        except Exception as error:  # a bug of ours, say: a line never stops the listener
+            read = Refusal(MALFORMED, f"could not be read ({type(error).__name__}: "
+                                      f"{str(error)[:100]})", _shown(line))
+        # A line's own time (|T) is judged against `now`, never kept; nor are long lines
+        # or multi-value ones, which would make the memory grow with their size.
+        if len(line) <= _CACHED_BYTES and b"|T" not in line and read.__class__ is not tuple:
             if len(self._lines) >= _CACHED:
                 self._lines.clear()
             self._lines[line] = read
@@ -168,11 +175,21 @@ class LineReader:
                 at = _time(extra[1:])
             # else a field DogStatsD's agent skips too: a container id (c:), external data...
         if kind == "s":
+            uids = fields[0].split(":")
+            if len(uids) > self.limits.statsd_values:
+                raise _Refused(INVALID, f"a line carries at most {self.limits.statsd_values} "
+                                        f"values (HAILWHALE_LIMIT_STATSD_VALUES), not "
+                                        f"{len(uids)}; send more lines")
             events = [self._event(*self._tags(tags), {name: {"unique": uid}}, at, now)
-                      for uid in fields[0].split(":")]
+                      for uid in uids]
             return Timed(map(Event.to_json, events)) if at is not None else tuple(
                 map(_up_to_time, events))
-        amounts = [_amount(value) for value in fields[0].split(":")]
+        values = fields[0].split(":")
+        if len(values) > self.limits.statsd_values:
+            raise _Refused(INVALID, f"a line carries at most {self.limits.statsd_values} "
+                                    f"values (HAILWHALE_LIMIT_STATSD_VALUES), not "
+                                    f"{len(values)}; send more lines")
+        amounts = [_amount(value) for value in values]
         timer = kind in _TIMERS
         if at is not None:
             return Timed(self._event(*self._tags(tags), _metrics(name, amount, rate, timer),
@@ -197,9 +214,10 @@ class LineReader:
             hits = "" if name == HITS else f'"{HITS}":1,'
             head = orjson.dumps({"pk": event.pk, "paths": event.paths}).decode()
             shape = head[:-1] + ',"sums":{' + hits
-            if len(self._shapes) >= _CACHED:
-                self._shapes.clear()
-            self._shapes[key] = shape
+            if len(tags) + len(name) <= _CACHED_BYTES:
+                if len(self._shapes) >= _CACHED:
+                    self._shapes.clear()
+                self._shapes[key] = shape
         return shape
 
     def _event(self, pk: str | None, dimensions: dict, metrics: dict, at: int | None,
@@ -260,8 +278,9 @@ def _amount(text: str) -> int | float:
     if not _NUMBER.fullmatch(text):
         raise _Refused(MALFORMED, f"the value {text[:20]!r} is not a number")
     if text.lstrip("+-").isdigit():
-        digits = text.lstrip("+-").lstrip("0")
-        value = int(text) if len(digits) <= _MAX_DIGITS else math.inf
+        digits = text.lstrip("+-").lstrip("0") or "0"  # int() refuses 4300 digits, zeros too
+        value = (math.inf if len(digits) > _MAX_DIGITS
+                 else -int(digits) if text.startswith("-") else int(digits))
     else:
         value = float(text)
     return _bounded(value)

@@ -241,3 +241,103 @@ def test_lines_wait_in_memory_while_the_buffer_is_slow_then_are_refused_counted(
     finally:
         StalledBuffer.go.set()
         stalled.stop()
+
+
+# -- hostile input (an attack review found each of these) ---------------------------------
+
+def test_a_value_padded_with_thousands_of_zeros_counts_and_never_stops_the_listener(listening):
+    # int() refuses 4300 digits, zeros included: this stopped the pushing thread.
+    listening.udp(b"zz:" + b"0" * 5000 + b"1|c")
+    listening.udp(b"zz:" + b"9" * 5000 + b"|c")
+    counts = listening.counts(received=2)
+    assert (counts["accepted"], counts["refused_by_reason"]["invalid"]) == (1, 1)
+    listening.udp(b"after:1|c")
+    assert listening.counts(received=3)["accepted"] == 2
+    sums = [event.sums for event in listening.events()]
+    assert sorted(sums, key=sorted) == [{"after": 1, "hits": 1}, {"hits": 1, "zz": 1}]
+
+
+def test_a_line_the_reader_cannot_read_is_refused_and_the_listener_goes_on(listening,
+                                                                          monkeypatch):
+    parse = LineReader._parse
+
+    def broken(self, line, now):
+        if line.startswith(b"boom"):
+            raise RuntimeError("a bug of ours")
+        return parse(self, line, now)
+
+    monkeypatch.setattr(LineReader, "_parse", broken)
+    listening.udp(b"boom:1|c\nfine:1|c")
+    counts = listening.counts(received=2)
+    assert (counts["accepted"], counts["refused_by_reason"]["malformed"]) == (1, 1)
+
+
+def test_a_line_carries_at_most_100_values(listening):
+    listening.udp(b"many:" + b":".join([b"1"] * 100) + b"|d")
+    listening.udp(b"more:" + b":".join([b"1"] * 101) + b"|d")
+    listening.udp(b"ids:" + b":".join(b"u%d" % n for n in range(101)) + b"|s")
+    counts = listening.counts(received=3)
+    assert (counts["accepted"], counts["refused_by_reason"]["invalid"]) == (1, 2)
+    assert len(listening.events()) == 100
+
+
+def test_pushes_stay_bounded_whatever_the_lines_make(listening, monkeypatch):
+    import hail.statsd
+
+    monkeypatch.setattr(hail.statsd, "PUSH_MAX_ITEMS", 150)
+    pushed: list[int] = []
+    push = listening.buffer.push_items
+    monkeypatch.setattr(listening.buffer, "push_items",
+                        lambda items: pushed.append(len(items)) or push(items))
+    listening.udp(b"\n".join(b"m%d:" % n + b":".join([b"1"] * 100) + b"|d"
+                             for n in range(10)))
+    assert listening.counts(received=10)["accepted"] == 10
+    assert sum(pushed) == 1000 and max(pushed) <= 150
+
+
+def test_a_failed_pushing_thread_ends_the_listener_for_its_supervisor(redis_client,
+                                                                     monkeypatch):
+    buffer = Buffer(redis_client, KEYS)
+
+    def broken(items):
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(buffer, "push_items", broken)
+    port = free_port()
+    listener = StatsdListener(buffer, LineReader(PERIODS, Limits()),
+                              bind_statsd("127.0.0.1", port), save_every=0.02)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            listener.run()
+        except RuntimeError as error:
+            failed.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(b"x:1|c", ("127.0.0.1", port))
+    thread.join(timeout=10)
+    assert not thread.is_alive() and failed  # the process would exit: its supervisor restarts it
+    for sock in (listener.udp, listener.tcp):
+        sock.close()
+
+
+def test_past_the_most_connections_the_one_idle_longest_is_closed(listening, monkeypatch):
+    import hail.statsd
+
+    monkeypatch.setattr(hail.statsd, "MAX_CONNECTIONS", 3)
+    idle = [socket.create_connection(("127.0.0.1", listening.port)) for _ in range(3)]
+    idle[0].sendall(b"unfinished:1|c")  # a line without its newline
+    time.sleep(0.2)
+    for sock in idle[1:]:
+        sock.sendall(b"busy:1|c\n")
+    time.sleep(0.2)
+    with socket.create_connection(("127.0.0.1", listening.port)) as new:
+        new.sendall(b"new:1|c\n")
+        counts = listening.counts(received=4)
+    assert counts["accepted"] == 3 and counts["refused_by_reason"]["overloaded"] == 1
+    assert idle[0].recv(10) == b""  # closed by the listener
+    for sock in idle:
+        sock.close()

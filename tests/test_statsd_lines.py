@@ -269,3 +269,21 @@ def test_no_bytes_break_the_reader(line):
     assert got.received == len([part for part in line.split(b"\n") if part])
     for text in got.events:
         Event.from_json(text)
+
+
+def test_what_the_reader_remembers_stays_small_whatever_the_lines():
+    """Long lines, multi-value lines and long tags are not remembered: an attack review
+    held 78 MB after 20 distinct 64 KB lines (10,000 of them would have been 39 GB)."""
+    import tracemalloc
+
+    lines = reader()
+    padded = b":".join([b"0" * 590 + b"1"] * 100)  # 100 values, 59 KB
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for n in range(40):
+        lines.read([b"m%d:" % n + padded + b"|d"], time.time())
+        lines.read([b"t:1|c|#" + b"k%d:" % n + b"v" * 60_000], time.time())  # long lines
+        lines.read([b"u%d:1|c|#k:" % n + b"v" * 60_000], time.time())  # long shapes
+    kept = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert kept < 512 * 1024, f"{kept:,} bytes kept"  # 4.9 MB when every line was kept
