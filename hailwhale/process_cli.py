@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from hailwhale.supervise import Program
 
 log = logging.getLogger("hailwhale")
-HAILWHALE = [sys.executable, "-m", "hailwhale.cli"]
+# This very program for a child; `-P` (Python 3.11+): not the working directory first on
+# sys.path, where an old checkout's hailwhale/ would be imported instead of this one.
+HAILWHALE = [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m",
+             "hailwhale.cli"]
 
 
 @contextmanager

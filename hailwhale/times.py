@@ -54,11 +54,11 @@ def parse_time(text: str, now: float, param: str) -> float:
     if spoken == "now":
         return now
     relative = _RELATIVE.fullmatch(spoken)
-    if relative:
-        return now - parse_span(relative.group(1))
     try:
-        value = parse_absolute(spoken)
-    except ValueError:
+        # A span of 400 digits overflows a float, one of 4300 is past what int() reads:
+        # either is no time, as any span older than every period keeps is refused later.
+        value = now - parse_span(relative.group(1)) if relative else parse_absolute(spoken)
+    except (ValueError, OverflowError):
         value = math.nan
     if math.isfinite(value):
         return value

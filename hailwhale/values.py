@@ -34,7 +34,7 @@ _FORBIDDEN = re.compile(
     "\U000e0020-\U000e007f]"  # Cf
 )
 _ASCII_CONTROL = re.compile("[\x00-\x1f\x7f]")  # the same class, on ASCII: 3x as fast
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 _KINDS = {"Cc": "a control character", "Cs": "a lone surrogate",
           "Cf": "an invisible format or bidi control character"}
 

@@ -18,6 +18,7 @@ import pytest
 from hailwhale.config import Config, Limits
 from hailwhale.embedded import RedisServer
 from hailwhale.events import parse_event
+from hailwhale.exceptions import InvalidQuery
 from hailwhale.keys import KeySpace
 from hailwhale.periods import Periods
 from tests.hail_helpers import PERIODS, make_store
@@ -244,3 +245,19 @@ def test_graph_js_names_no_server_a_client_could_forge(store):
     assert '{"options": {"dimension": "user", "key": "r-0123456789"}}' in script
     # the script finds its server from where the browser loaded it
     assert "currentScript" in script and "script.src" in script
+
+
+@pytest.mark.parametrize(("params", "param", "says"), [
+    ({"depth": 1.5}, "depth", "depth must be a whole number, not 1.5"),
+    ({"depth": True}, "depth", "depth must be a whole number, not True"),
+    ({"threshold": True}, "threshold", "threshold must be a number, not True"),
+    ({"limit": "9" * 500}, "limit", "..."),  # a long value is not echoed whole
+])
+def test_numbers_from_a_json_body_are_taken_as_they_are(params, param, says):
+    from whale.query_params import parse_query
+
+    with pytest.raises(InvalidQuery) as refused:
+        parse_query(params, Limits())
+    assert refused.value.param == param and says in refused.value.message
+    assert len(refused.value.message) < 200
+    assert parse_query({"depth": 2.0}, Limits()).depth == 2

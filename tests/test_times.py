@@ -187,3 +187,13 @@ def test_any_kept_range_reads_exactly_its_buckets_in_the_finest_period_that_fits
     assert all(b % period.interval == 0 for b in buckets) and len(buckets) <= 5000
     finer = [p for p in PERIODS.periods if p.interval < period.interval]
     assert all(start < NOW - PERIODS.retention[p.interval] for p in finer)
+
+
+@pytest.mark.parametrize("text", ["-1" + "0" * 400 + "s", "-1" + "0" * 5000 + "s", "１２３",
+                                  "٣"])
+def test_spans_past_any_float_and_digits_not_ascii_are_not_times(text):
+    """An attack review: a 400-digit span was a 500 (OverflowError), full-width digits
+    were read as epoch seconds."""
+    with pytest.raises(InvalidQuery) as refused:
+        parse_time(text, NOW, "from")
+    assert refused.value.param == "from" and "is not a time" in refused.value.message

@@ -101,13 +101,20 @@ def _number(params: Mapping[str, object], name: str, default, kind=float, low=0,
     raw = params.get(name)
     if raw is None or raw == "":
         return default
+    shown = repr(raw) if len(repr(raw)) <= 60 else repr(raw)[:60] + "..."
+    # A JSON body (Grafana's payload) gives numbers as they are: 1.5 or true is no int.
+    inexact = isinstance(raw, bool) or (
+        kind is int and isinstance(raw, float) and not raw.is_integer())
     try:
         value = kind(raw)
     except (TypeError, ValueError, OverflowError):
-        raise InvalidQuery(name, f"{name} must be a {kind.__name__}, not {raw!r}") from None
+        inexact = True
+    if inexact:
+        what = "a whole number" if kind is int else "a number"
+        raise InvalidQuery(name, f"{name} must be {what}, not {shown}") from None
     if value != value or value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}{note}" if high is not None else f"at least {low}"
-        raise InvalidQuery(name, f"{name} must be {bounds}, not {raw!r}")
+        raise InvalidQuery(name, f"{name} must be {bounds}, not {shown}")
     return value
 
 
