@@ -17,7 +17,7 @@ from hailwhale.events import Event
 from hailwhale.group_commit import GroupCommit
 from tests.hail_helpers import BUFFER_KEYS, PERIODS, make_store, random_events
 from whale.numbers import to_number
-from whale.reads import UNIQUE_POINTS, WINDOW_TOTALS, Series
+from whale.reads import WINDOW_TOTALS, Series
 from whale.rollup import window_chunks
 
 
@@ -190,12 +190,16 @@ def test_window_totals_are_one_script_call_per_series_and_reuse_unchanged_chunks
             - before["hvals"] - before["hgetall"]) == 2  # only the changed chunks
 
 
-def test_unique_points_are_one_script_call_per_series(redis_client, now):
+def test_unique_points_read_the_counts_hyperloglogs_cache(redis_client, now):
     store = make_store(redis_client, "hw", now)
     window = PERIODS.find("15s:3h").window(now)
     store.count([Event((), (("a",),), {"hits": 1}, {"users": f"u{i}"}, now) for i in range(3)])
-    redis_client.script_load(UNIQUE_POINTS.text)
-    before = calls(redis_client, "evalsha")
-    [points] = store.points([Series((), ("a",), "users", "unique")], 15, window)
-    assert calls(redis_client, "evalsha") - before == 1
-    assert points[-1] == 3 and not any(points[:-1])
+    users = [Series((), ("a",), "users", "unique")]
+    counted = {name: calls(redis_client, name) for name in ("mget", "exists", "pfcount")}
+    for stale in (1, 0):  # the newest bucket's count is stale once, then cached
+        [points] = store.points(users, 15, window)
+        assert points[-1] == 3 and not any(points[:-1])
+        now_counted = {name: calls(redis_client, name) for name in counted}
+        assert {name: now_counted[name] - counted[name] for name in counted} == {
+            "mget": 1, "exists": 1, "pfcount": stale}
+        counted = now_counted

@@ -14,6 +14,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.exceptions import ResponseError
 
 from hailwhale.events import Event
 from hailwhale.keys import KeySpace
@@ -189,8 +190,20 @@ def test_unique_points_are_each_buckets_pfcount(redis_client):
     keys = [store.keys.unique((), ("a",), INTERVAL, "users", bucket) for bucket in window]
     assert points == [redis_client.pfcount(key) for key in keys]
     assert sum(points) == 400 and points[-50:] == [8] * 50
+    assert store.points([users], INTERVAL, window) == [points]  # the counts now cached
     [total] = store.unique_totals([users], INTERVAL, window)
     assert total == redis_client.pfcount(*keys)
+
+
+@pytest.mark.parametrize("other", ["hash", "string"])
+def test_a_bucket_that_is_no_hyperloglog_is_an_error_as_pfcount_says(redis_client, other):
+    store = fresh_store(redis_client)
+    window = PERIODS.find("15s:3h").window(NOW)
+    store.count([Event((), (("a",),), {"hits": 1}, {"users": "u1"}, NOW)])
+    key = store.keys.unique((), ("a",), INTERVAL, "users", window[3])
+    redis_client.hset(key, "x", 1) if other == "hash" else redis_client.set(key, "x")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        store.points([Series((), ("a",), "users", "unique")], INTERVAL, window)
 
 
 def test_reads_after_the_server_lost_its_scripts(redis_client):
@@ -200,8 +213,8 @@ def test_reads_after_the_server_lost_its_scripts(redis_client):
     redis_client.script_flush()
     [total] = store.window_sums([Series((), ("a",), "dollars")], INTERVAL, window)
     redis_client.script_flush()
-    [points] = store.points([Series((), ("a",), "users", "unique")], INTERVAL, window)
-    assert total == 2.5 and points[-1] == 1
+    [points] = store.points([Series((), ("a",), "dollars")], INTERVAL, window)
+    assert total == 2.5 and points[-1] == 2.5
 
 
 def test_fakeredis_reads_the_same(fake_redis, redis_client):

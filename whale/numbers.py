@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
 
 import orjson
@@ -15,6 +16,7 @@ Parts = tuple[bytes, Sequence[bytes], Sequence[bytes]]
 
 _NUMERALS = b"0123456789.e+-,"  # every byte of how Redis spells a finite sum
 _EXACT = 2**53  # past it, not every integer is a double
+_COUNT = struct.Struct("<Q").unpack_from
 
 
 def to_number(raw: bytes | str | None) -> Number:
@@ -69,3 +71,15 @@ def window_total(parts: Sequence[Parts]) -> Number | None:
     for value in partials + integers:
         summed = summed + exact(value)
     return total(summed)
+
+
+def cached_counts(raws: list[bytes | None]) -> list[int | None]:
+    """The distinct counts HyperLogLogs' headers cache, which PFCOUNT answers without
+    counting again; None for a value that is not a HyperLogLog or whose cache is stale.
+
+    Redis' header (hyperloglog.c, the same since 2.8.9): "HYLL", the encoding, 3
+    unused bytes, then the count, 8 bytes little-endian, the top bit set when stale.
+    """
+    return [_COUNT(raw, 8)[0]
+            if raw is not None and len(raw) > 15 and raw[15] < 0x80 and raw.startswith(b"HYLL")
+            else None for raw in raws]

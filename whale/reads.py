@@ -12,8 +12,9 @@ are drawn (scripts/window_points.lua: a chunk's fields unless they are held), th
 window's values picked in bucket order and decoded in one call (whale/numbers.py).
 Window totals (ranking, /totals) never bring the buckets: scripts/window_totals.lua
 adds each chunk's values up where they are, exactly, and answers a few numbers per
-chunk. A unique series is counted per bucket by scripts/unique_points.lua, one call
-per series, and over a window by `PFCOUNT` of the union of its buckets.
+chunk. A unique series is counted per bucket from the counts its HyperLogLogs cache
+(one MGET a series, whale/numbers.py reads them), and over a window by `PFCOUNT` of the
+union of its buckets.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from redis.exceptions import NoScriptError
 
 from hailwhale.keys import KeySpace, Path
 from hailwhale.sums import exact_sum
-from whale.numbers import Number, to_numbers, window_total
+from whale.numbers import Number, cached_counts, to_numbers, window_total
 from whale.rollup import CHUNK_BUCKETS, SUM, UNIQUE, window_chunks
 
 _ZERO = b"0"  # an empty bucket, as Redis would spell its sum
@@ -63,7 +64,6 @@ class ReadScript:
 
 WINDOW_TOTALS = ReadScript.named("window_totals.lua")
 WINDOW_POINTS = ReadScript.named("window_points.lua")
-UNIQUE_POINTS = ReadScript.named("unique_points.lua")
 
 
 class ChunkMemo:
@@ -138,10 +138,45 @@ class SeriesReads:
         uniques = [one for one in series if one.kind == UNIQUE]
         found = dict(zip(sums, self._sum_points(sums, interval, window)))
         if uniques:
-            spelled = [str(bucket) for bucket in window]
-            calls = [(self._unique_keys(one, interval, spelled), []) for one in uniques]
-            found.update(zip(uniques, self._call_each(UNIQUE_POINTS, calls)))
+            found.update(zip(uniques, self._unique_points(uniques, interval, window)))
         return [found[one] for one in series]
+
+    def _unique_points(self, series: Sequence[Series], interval: int,
+                       window: Sequence[int]) -> list[list[int]]:
+        """Each bucket's PFCOUNT, most read as the count its HyperLogLog caches (one MGET a
+        series): PFCOUNT where that count is stale, and where MGET answers no value but
+        EXISTS finds a key (not a string: PFCOUNT says what is wrong)."""
+        spelled = [str(bucket) for bucket in window]
+        keyed = [self._unique_keys(one, interval, spelled) for one in series]
+        pipe = self.redis.pipeline(transaction=False)
+        for keys in keyed:
+            pipe.execute_command("MGET", *keys)
+        stored = pipe.execute()
+        counts = [cached_counts(raws) for raws in stored]
+        stale, absent = [], []
+        for i, (row, raws) in enumerate(zip(counts, stored)):
+            unknown = [j for j, count in enumerate(row) if count is None]
+            stale += [(i, j) for j in unknown if raws[j] is not None]
+            missing = [keyed[i][j] for j in unknown if raws[j] is None]
+            if missing:  # most often empty buckets
+                absent.append((i, missing))
+        pipe = self.redis.pipeline(transaction=False)
+        for _, keys in absent:
+            pipe.execute_command("EXISTS", *keys)
+        for i, j in stale:
+            pipe.execute_command("PFCOUNT", keyed[i][j])
+        answers = pipe.execute() if absent or stale else []
+        recount = [(i, j) for (i, _), existing in zip(absent, answers) if existing
+                   for j, raw in enumerate(stored[i]) if raw is None]
+        for (i, j), count in zip(stale, answers[len(absent):]):
+            counts[i][j] = count
+        if recount:
+            pipe = self.redis.pipeline(transaction=False)
+            for i, j in recount:
+                pipe.execute_command("PFCOUNT", keyed[i][j])
+            for (i, j), count in zip(recount, pipe.execute()):
+                counts[i][j] = count
+        return [[count or 0 for count in row] for row in counts]
 
     def _sum_points(self, series: Sequence[Series], interval: int,
                     window: Sequence[int]) -> list[list[Number]]:
