@@ -8,6 +8,8 @@ the cardinality guard (whale/guard.py) looks up the indexes each pair writes to.
 
 from __future__ import annotations
 
+from itertools import repeat
+
 from hailwhale.events import Event
 from hailwhale.keys import Path
 
@@ -31,10 +33,12 @@ def series_count(event: Event, intervals: int) -> int:
 
 def series_groups(events: list[Event], intervals: int, most: int) -> list[list[Event]]:
     """`events` cut, in order, into runs of at most `most` series (an event alone may pass)."""
+    counts = list(map(series_count, events, repeat(intervals, len(events))))
+    if sum(counts) <= most:
+        return [list(events)] if events else []  # the usual batch: one run
     groups: list[list[Event]] = []
     size = most + 1
-    for event in events:
-        series = series_count(event, intervals)
+    for event, series in zip(events, counts):
         if size + series > most:
             groups.append([])
             size = 0

@@ -18,12 +18,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from hailwhale.events import Event
 from hailwhale.expand import expand
 from hailwhale.keys import KeySpace, Path, dim_key
 from hailwhale.periods import Periods, bucket_start
 from hailwhale.sums import ExactSum, exact_floats
+
+_at = attrgetter("at")
 
 SUM = "sum"
 UNIQUE = "unique"
@@ -82,28 +85,27 @@ class Roller:
     def rollup(self, events: Iterable[Event], now: float) -> Rollup:
         """The writes for `events`; `now` decides the windows of events parsed elsewhere.
 
-        In passes: events are first summed per (pk, dimension paths, second, intervals), one
-        dict update per event (a stream repeats a few hundred such signatures); each
-        signature is then added to its (pk, path, buckets) cells, one per prefix;
-        only then is each cell expanded into keys, so a batch builds each key once,
-        not once per event.
+        In passes: events are first grouped per (pk, dimension paths, second, intervals),
+        one dict lookup per event (a stream repeats a few hundred such signatures), and
+        each group summed; each signature is then added to its (pk, path, buckets) cells,
+        one per prefix; only then is each cell expanded into keys, so a batch builds each
+        key once, not once per event.
         """
         Signature = tuple[Path, tuple[Path, ...], int, tuple[int, ...] | None]
-        signatures: dict[Signature, tuple[Event, _Cell]] = {}
-        count = 0
+        signatures: dict[Signature, list[Event]] = {}
         for event in events:
-            count += 1
             # intervals are whole seconds: same second, same buckets
             signature = (event.pk, event.paths, int(event.at), event.intervals)
-            signed = signatures.get(signature)
-            if signed is None:
-                signed = signatures[signature] = (event, _Cell())
-            signed[1].add(event)
+            group = signatures.get(signature)
+            if group is None:
+                signatures[signature] = [event]
+            else:
+                group.append(event)
         cells: dict[tuple[Path, Path, tuple[tuple[int, int], ...]], _Cell] = {}
         buckets_at: dict[tuple[int, tuple[int, ...] | None], tuple[tuple[int, int], ...]] = {}
         retention = self.periods.retention
-        for (_, _, second, intervals), (first, signed) in signatures.items():
-            signed.settle()
+        for (_, _, second, intervals), group in signatures.items():
+            signed = _Cell.of(group)
             buckets = buckets_at.get((second, intervals))
             if buckets is None:
                 held = intervals
@@ -112,13 +114,13 @@ class Roller:
                 # an interval another node's periods have and ours lack has no retention here
                 buckets = buckets_at[(second, intervals)] = tuple(
                     (i, bucket_start(second, i)) for i in held if i in retention)
-            for pk, path in expand(first):
+            for pk, path in expand(group[0]):
                 cell = cells.get((pk, path, buckets))
                 if cell is None:
                     cell = cells[(pk, path, buckets)] = _Cell()
                 cell.merge(signed)
         out = self._expand(cells)
-        out.events = count
+        out.events = sum(map(len, signatures.values()))
         return out
 
     def _expand(self, cells: dict) -> Rollup:
@@ -158,35 +160,34 @@ class Roller:
 class _Cell:
     """What the events of one (pk, path, buckets) add up to."""
 
-    __slots__ = ("sums", "floats", "uniques", "last_at")
+    __slots__ = ("sums", "uniques", "last_at")
 
     def __init__(self) -> None:
         self.sums: dict[str, int | ExactSum] = {}
-        self.floats: dict[str, list[float]] = {}  # added to `sums` exactly by settle()
         self.uniques: dict[str, set[str]] = {}
         self.last_at = 0.0
 
-    def add(self, event: Event) -> None:
-        sums, floats = self.sums, self.floats
-        for metric, amount in event.sums.items():
-            if type(amount) is int:
-                sums[metric] = sums.get(metric, 0) + amount
-            elif metric in floats:
-                floats[metric].append(amount)
-            else:
-                floats[metric] = [amount]
-        if event.uniques:
-            for metric, ident in event.uniques.items():
-                self.uniques.setdefault(metric, set()).add(ident)
-        if event.at > self.last_at:
-            self.last_at = event.at
-
-    def settle(self) -> None:
-        """Add the floats to the sums, exactly, all of a metric's at once."""
-        sums = self.sums
-        for metric, amounts in self.floats.items():
+    @classmethod
+    def of(cls, events: list[Event]) -> _Cell:
+        """What `events` add up to: ints as they come, each metric's floats all at once."""
+        cell = cls()
+        sums, uniques = cell.sums, cell.uniques
+        floats: dict[str, list[float]] = {}
+        for event in events:
+            for metric, amount in event.sums.items():
+                if type(amount) is int:
+                    sums[metric] = sums.get(metric, 0) + amount
+                elif metric in floats:
+                    floats[metric].append(amount)
+                else:
+                    floats[metric] = [amount]
+            if event.uniques:
+                for metric, ident in event.uniques.items():
+                    uniques.setdefault(metric, set()).add(ident)
+        for metric, amounts in floats.items():
             sums[metric] = sums.get(metric, 0) + exact_floats(amounts)
-        self.floats = {}
+        cell.last_at = max(0.0, max(map(_at, events)))
+        return cell
 
     def merge(self, other: _Cell) -> None:
         sums = self.sums
