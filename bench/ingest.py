@@ -61,6 +61,10 @@ def ingest_and_direct(repeat: int, seconds: float, connections: int) -> dict:
             rate = _measure(batch, "batch", f"{hail.url}/count", seconds, connections,
                             script)["requests_per_s"]
             batch.add("events_per_s", rate * BATCH, "events/s")
+            # the yardstick of issue 15: the bare endpoint's requests/s of this repetition
+            batch.add("bare_requests_per_s", bare_rate, "requests/s")
+            batch.add("events_per_bare_request", rate * BATCH / bare_rate,
+                      "events/s per bare request/s")
             client.flushall()
 
             bare_rate = _measure(direct, "bare", f"{baseline.url}/count", seconds,
@@ -83,7 +87,7 @@ def ingest_and_direct(repeat: int, seconds: float, connections: int) -> dict:
             "what": f"POST /count on Hail, a JSON array of {BATCH} seed-workload events "
                     f"per request, wrk -t2 -c{connections} -d{seconds}s",
             "figures": batch.report(),
-            "target": {"figure": "events_per_s", "at_least": 40_000},
+            "targets": [{"figure": "events_per_bare_request", "at_least": 17}],
         },
         "direct_count": {
             "what": "GET /count_now on Whale (counted in Redis before answering) vs the bare "
