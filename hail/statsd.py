@@ -1,7 +1,7 @@
 """The StatsD listener: UDP datagrams and TCP lines on one port, buffered as /count's events.
 
 `hailwhale serve` and `hailwhale hail` with `--statsd-port` bind the port's UDP and TCP
-sockets (`bind_statsd`, once: a busy port is one error at start) and run listener
+sockets (hail/statsd_sockets.py, once: a busy port is one error at start) and run listener
 processes on them (`--statsd-only`, one per core), which the kernel feeds in turn. In
 each, one thread reads the sockets (the UDP socket until it is empty or BATCH_BYTES
 are read; each TCP connection's complete lines) and another reads the lines into
@@ -36,6 +36,7 @@ from hail.buffer import PUSH_MAX_BYTES, PUSH_MAX_ITEMS, Buffer
 from hail.items import item_head
 from hail.statsd_counts import BUFFER_FULL, OVERLOADED, UNAVAILABLE, LineCounts
 from hail.statsd_lines import MALFORMED, LineReader
+from hail.statsd_sockets import MAX_LINE, Connection
 from hailwhale.exceptions import BufferFull
 
 log = logging.getLogger("hailwhale.statsd")
@@ -44,51 +45,10 @@ BATCH_BYTES = 256 * 1024  # UDP bytes read in one go, at most
 MAX_QUEUED = 64 * 1024 * 1024  # bytes of lines read and not yet pushed, at most
 PUSH_LINES = 20_000  # lines read into events and pushed in one call, about
 DATAGRAM = 65536  # more than the largest UDP payload (65,507 bytes)
-RECEIVE_BUFFER = 32 * 1024 * 1024  # asked of the kernel for the UDP socket: bursts wait there
 TCP_CHUNK = 256 * 1024
-MAX_LINE = 65536  # a TCP line longer than this is dropped whole (UDP's are shorter anyway)
 MAX_CONNECTIONS = 1000  # TCP connections per listener process
 SAVE_EVERY = 1.0  # seconds between two writes of the counts
 WARN_EVERY = 10.0  # seconds between two log lines of one refusal reason
-
-
-def bind_statsd(host: str, port: int) -> list[socket.socket]:
-    """The UDP socket and the listening TCP socket of `host:port`; OSError if taken."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sockets = []
-    try:
-        udp = socket.socket(family, socket.SOCK_DGRAM)
-        sockets.append(udp)
-        udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-        got = udp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux shows it doubled
-        if got < RECEIVE_BUFFER:
-            log.info("statsd: the UDP receive buffer is %d KiB, not the %d MiB asked for: "
-                     "net.core.rmem_max caps it (raise it to ride out longer bursts)",
-                     got // 1024, RECEIVE_BUFFER // 2**20)
-        udp.bind((host, port))
-        tcp = socket.socket(family, socket.SOCK_STREAM)
-        sockets.append(tcp)
-        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        tcp.bind((host, port))
-        tcp.listen(1024)
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
-
-
-class _Connection:
-    """A TCP client: its socket and the start of a line still to come."""
-
-    __slots__ = ("sock", "pending", "skipping", "active")
-
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-        self.pending = b""
-        self.skipping = False  # inside a line over MAX_LINE: dropped up to its newline
-        self.active = time.monotonic()  # when it last sent: past MAX_CONNECTIONS, the
-        # connection idle longest is closed for a new one
 
 
 class StatsdListener:
@@ -113,7 +73,7 @@ class StatsdListener:
         self.counts = LineCounts(buffer.redis, buffer.keys.statsd_lines(buffer.name))
         self._buffer = bytearray(BATCH_BYTES + DATAGRAM + 1)
         self._view = memoryview(self._buffer)
-        self._connections: dict[int, _Connection] = {}
+        self._connections: dict[int, Connection] = {}
         self._warned: dict[str, float] = {}
         self._queue: deque[tuple[list[bytes], int]] = deque()  # (lines, bytes) read, in order
         self._queued = 0  # bytes in the queue
@@ -247,11 +207,11 @@ class StatsdListener:
                     self.counts.add(0, {OVERLOADED: 1})  # its unfinished line
                 self._close(idlest, selector)
             sock.setblocking(False)
-            connection = _Connection(sock)
+            connection = Connection(sock)
             self._connections[sock.fileno()] = connection
             selector.register(sock, selectors.EVENT_READ, connection)
 
-    def _read(self, connection: _Connection, lines: list[bytes],
+    def _read(self, connection: Connection, lines: list[bytes],
               selector: selectors.BaseSelector) -> int:
         """A TCP connection's complete lines (its last one too once it closes); bytes read."""
         try:
@@ -265,29 +225,14 @@ class StatsdListener:
                 lines.append(connection.pending)
             self._close(connection, selector)
             return len(connection.pending)
-        connection.active = time.monotonic()
-        parts = (connection.pending + chunk).split(b"\n")
-        connection.pending = parts.pop()
-        if connection.skipping:
-            if not parts:  # still inside the over-long line
-                connection.pending = b""
-                return len(chunk)
-            del parts[0]  # its end
-            connection.skipping = False
-        long = [part for part in parts if len(part) > MAX_LINE]
-        if long:  # lines that came whole in one read: as long as a line may be, at most
-            parts = [part for part in parts if len(part) <= MAX_LINE]
-            self.counts.add(0, {MALFORMED: len(long)})
-            self._warn(MALFORMED, f"a TCP line over {MAX_LINE} bytes, dropped whole")
+        parts, too_long = connection.lines(chunk)
         lines += parts
-        if len(connection.pending) > MAX_LINE:
-            connection.pending = b""
-            connection.skipping = True
-            self.counts.add(0, {MALFORMED: 1})
+        if too_long:
+            self.counts.add(0, {MALFORMED: too_long})
             self._warn(MALFORMED, f"a TCP line over {MAX_LINE} bytes, dropped whole")
         return len(chunk)
 
-    def _close(self, connection: _Connection, selector: selectors.BaseSelector) -> None:
+    def _close(self, connection: Connection, selector: selectors.BaseSelector) -> None:
         selector.unregister(connection.sock)
         del self._connections[connection.sock.fileno()]
         connection.sock.close()

@@ -107,7 +107,7 @@ def statsd_processes(argv: Sequence[str], store: str,
 def _bind(config: Config, port: int, port_how: str) -> list[socket.socket]:
     """The HTTP server's listening socket, then StatsD's UDP and TCP sockets if asked
     for; ConfigError naming the port that is taken and how to pick another."""
-    from hail.statsd import bind_statsd
+    from hail.statsd_sockets import bind_statsd
     from hailwhale.server import listen
 
     try:

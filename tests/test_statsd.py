@@ -15,9 +15,10 @@ from redis.retry import Retry
 
 from hail.buffer import Buffer
 from hail.items import decode
-from hail.statsd import MAX_LINE, StatsdListener, bind_statsd
+from hail.statsd import StatsdListener
 from hail.statsd_counts import line_counts
 from hail.statsd_lines import LineReader
+from hail.statsd_sockets import MAX_LINE, bind_statsd
 from hailwhale.config import Limits
 from hailwhale.events import Event, parse_event
 from hailwhale.keys import KeySpace
