@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import orjson
 
 from hailwhale.config import Limits
-from hailwhale.events import HITS, MAX_VALUE, Event, parse_event
+from hailwhale.event_fields import MAX_VALUE
+from hailwhale.events import HITS, Event, parse_event
 from hailwhale.exceptions import InvalidEvent
 from hailwhale.periods import Periods
 

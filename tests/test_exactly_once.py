@@ -21,7 +21,8 @@ from hail.buffer import Buffer
 from hail.flusher import Flusher
 from hail.items import decode
 from hailwhale.config import Config, Limits
-from hailwhale.events import MAX_VALUE, parse_batch
+from hailwhale.event_fields import MAX_VALUE
+from hailwhale.events import parse_batch
 from hailwhale.exceptions import InvalidEvent, PoisonWrite
 from hailwhale.keys import KeySpace
 from hailwhale.periods import Periods
