@@ -40,7 +40,7 @@ def _runners(args: argparse.Namespace) -> list[tuple[list[str], Callable[[], dic
         (["ingest", "batch_ingest", "direct_count"],
          lambda: ingest.ingest_and_direct(args.repeat, args.seconds, args.connections)),
         (["flush"], lambda: {"flush": flush.flush(args.repeat, args.events, args.batch,
-                                                   args.seconds)}),
+                                                   args.seconds, args.connections)}),
         (["flush_cluster"], lambda: {"flush_cluster": flush.flush_cluster(
             args.repeat, args.events, args.batch)}),
         (["query"], lambda: {"query": query.query(args.repeat, args.seconds)}),
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = wanted - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    if wanted & {"ingest", "batch_ingest", "direct_count", "query"}:
+    if wanted & {"ingest", "batch_ingest", "direct_count", "flush", "query"}:
         ensure_wrk()
     if "statsd" in wanted:
         try:
