@@ -18,6 +18,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -112,9 +113,10 @@ def whale(redis_server) -> Iterator[str]:
         yield served.url
 
 
-@pytest.fixture(scope="module")
-def browser(whale) -> Iterator:
-    """Chromium, closed before the server stops (its keep-alive connections would stall it)."""
+@contextmanager
+def chromium() -> Iterator:
+    """Debian's Chromium, closed at the end (before a server stops: its keep-alive
+    connections would stall the server's stop)."""
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(exist_ok=True)
@@ -122,6 +124,12 @@ def browser(whale) -> Iterator:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="module")
+def browser(whale) -> Iterator:
+    with chromium() as launched:
+        yield launched
 
 
 class Pages(http.server.ThreadingHTTPServer):

@@ -26,11 +26,10 @@ import pytest
 from hailwhale.embedded import RedisServer
 from tests.servers import Served, get
 from tests.test_browser import (
-    CHROMIUM,
-    FLAGS,
     SCREENSHOTS,
     Pages,
     Watched,
+    chromium,
     count,
     draw,
     need_browser,
@@ -151,14 +150,8 @@ def whale(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(whale) -> Iterator:
-    """Chromium, closed before the server stops (its keep-alive connections would stall it)."""
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
