@@ -50,3 +50,33 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 def fake_redis() -> fakeredis.FakeRedis:
     """An in-memory stand-in for fast unit tests, empty for each test."""
     return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+# The browser tests' pages (tests/test_browser.py, tests/test_graphs_browser.py); each
+# module has its own `browser` fixture, on its own server.
+
+@pytest.fixture(scope="module")
+def other_origin() -> Iterator:
+    """Another origin, for the plugin's and /graph.js' pages."""
+    import threading
+
+    from tests.test_browser import Pages
+
+    server = Pages()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def watched(browser) -> Iterator:
+    """A page whose console errors (but a refused request's) fail the test."""
+    from tests.test_browser import Watched
+
+    one = Watched(browser)
+    yield one
+    try:
+        one.check()
+    finally:
+        one.context.close()

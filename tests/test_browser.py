@@ -15,7 +15,6 @@ import math
 import os
 import re
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -158,15 +157,6 @@ class PageHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def other_origin() -> Iterator[Pages]:
-    server = Pages()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 class Watched:
     """A page whose console errors and uncaught exceptions fail the test."""
 
@@ -191,16 +181,6 @@ class Watched:
     def check(self) -> None:
         unexpected = [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
         assert not unexpected, f"console errors: {unexpected}"
-
-
-@pytest.fixture
-def watched(browser) -> Iterator[Watched]:
-    one = Watched(browser)
-    yield one
-    try:
-        one.check()
-    finally:
-        one.context.close()
 
 
 PLUGIN = ["css/hailwhale.css", "js/hailwhale.client.js", "js/hailwhale.format.js",

@@ -15,7 +15,6 @@ import os
 import random
 import re
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +26,6 @@ from hailwhale.embedded import RedisServer
 from tests.servers import Served, get
 from tests.test_browser import (
     SCREENSHOTS,
-    Pages,
-    Watched,
     chromium,
     count,
     draw,
@@ -152,27 +149,6 @@ def whale(tmp_path_factory) -> Iterator[str]:
 def browser(whale) -> Iterator:
     with chromium() as launched:
         yield launched
-
-
-@pytest.fixture(scope="module")
-def other_origin() -> Iterator[Pages]:
-    """Another origin, for the plugin's and /graph.js' pages."""
-    server = Pages()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def watched(browser) -> Iterator[Watched]:
-    """A page whose console errors (but a refused request's) fail the test."""
-    one = Watched(browser)
-    yield one
-    try:
-        one.check()
-    finally:
-        one.context.close()
 
 
 def drag(page, selector: str, from_ms: int, to_ms: int) -> None:
