@@ -38,7 +38,9 @@ def test_hail_node_and_flusher_processes_count_every_event(tmp_path, redis_url):
                         break
                     time.sleep(0.05)
                 assert totals == {"n": 45 + 500, "hits": 15}
-                health = json.loads(get(f"{hail.url}/health")[2])
+                # The batch is applied to the store before its flush is recorded.
+                health = wait_for(lambda: (h := json.loads(get(f"{hail.url}/health")[2]))
+                                  ["last_flush"] and h, what="the flush to be recorded")
                 assert health["depth"] == 0 and health["last_flush"]["events"] > 0
             finally:
                 flusher.send_signal(signal.SIGTERM)
