@@ -6,25 +6,31 @@ import logging
 import socket
 import time
 
+from hailwhale.config import Config
+
 log = logging.getLogger("hailwhale.statsd")
 
-RECEIVE_BUFFER = 32 * 1024 * 1024  # asked of the kernel for the UDP socket: bursts wait there
 MAX_LINE = 65536  # a TCP line longer than this is dropped whole (UDP's are shorter anyway)
 
 
-def bind_statsd(host: str, port: int) -> list[socket.socket]:
-    """The UDP socket and the listening TCP socket of `host:port`; OSError if taken."""
+def bind_statsd(host: str, port: int,
+                receive_buffer: int = Config.statsd_receive_buffer) -> list[socket.socket]:
+    """The UDP socket and the listening TCP socket of `host:port`; OSError if taken.
+
+    The UDP socket asks for `receive_buffer` bytes of receive buffer, where bursts wait
+    for the listener (0: the system's default, net.core.rmem_default)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sockets = []
     try:
         udp = socket.socket(family, socket.SOCK_DGRAM)
         sockets.append(udp)
-        udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-        got = udp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux shows it doubled
-        if got < RECEIVE_BUFFER:
-            log.info("statsd: the UDP receive buffer is %d KiB, not the %d MiB asked for: "
-                     "net.core.rmem_max caps it (raise it to ride out longer bursts)",
-                     got // 1024, RECEIVE_BUFFER // 2**20)
+        if receive_buffer:
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            got = udp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux doubles it
+            if got < receive_buffer:
+                log.info("statsd: the UDP receive buffer is %d KiB, not the %d KiB asked for "
+                         "(HAILWHALE_STATSD_RECEIVE_BUFFER): net.core.rmem_max caps it; raise "
+                         "it to ride out longer bursts", got // 1024, receive_buffer // 1024)
         udp.bind((host, port))
         tcp = socket.socket(family, socket.SOCK_STREAM)
         sockets.append(tcp)

@@ -81,6 +81,9 @@ class Config:
     forwarded_allow_ips: tuple[str, ...] = ()
     # UDP and TCP port of the StatsD listener (`serve`, `hail`); None: off (8125 is usual).
     statsd_port: int | None = None
+    # Bytes of UDP receive buffer the StatsD listener asks for (bursts wait there), capped
+    # by net.core.rmem_max; 0: the system's default (net.core.rmem_default).
+    statsd_receive_buffer: int = 32 * 1024 * 1024
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:
@@ -114,11 +117,13 @@ _ENV = {
     "query_timeout": "HAILWHALE_QUERY_TIMEOUT",
     "forwarded_allow_ips": "HAILWHALE_FORWARDED_ALLOW_IPS",
     "statsd_port": "HAILWHALE_STATSD_PORT",
+    "statsd_receive_buffer": "HAILWHALE_STATSD_RECEIVE_BUFFER",
 }
 _FLOATS = {"flush_interval", "health_max_lag", "query_timeout"}
 _POSITIVE = {"buffer_max", "buffer_max_bytes", "flush_batch", "flush_batch_bytes",
              "client_timeout", "idempotency_window", "health_max_lag", "query_timeout"}
-_NUMBERS = {"port", "hail_port", "statsd_port", "workers", "flush_interval"} | _FLOATS | _POSITIVE
+_NUMBERS = {"port", "hail_port", "statsd_port", "statsd_receive_buffer", "workers",
+            "flush_interval"} | _FLOATS | _POSITIVE
 ENV_VARS = dict(_ENV)
 
 

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import redis
@@ -209,6 +210,19 @@ def test_a_taken_port_is_an_error_and_binds_nothing():
             bind_statsd("127.0.0.1", port)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.bind(("127.0.0.1", port))
+
+
+def test_the_udp_socket_asks_for_the_receive_buffer_configured():
+    """HAILWHALE_STATSD_RECEIVE_BUFFER: bytes asked of the kernel (which shows them
+    doubled); 0 keeps the system's default, as Etsy's StatsD does."""
+    default = int(Path("/proc/sys/net/core/rmem_default").read_text())
+    for asked, shown in ((0, default), (96 * 1024, 2 * 96 * 1024)):
+        udp, tcp = bind_statsd("127.0.0.1", free_port(), receive_buffer=asked)
+        try:
+            assert udp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == shown
+        finally:
+            udp.close()
+            tcp.close()
 
 
 class StalledBuffer(Buffer):
