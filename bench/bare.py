@@ -1,7 +1,9 @@
-"""The ingest baseline: a Bottle endpoint answering `OK`, served as `hailwhale serve` is.
+"""The yardstick of issue 15: a bare Bottle endpoint answering `OK` on gunicorn + gevent.
 
-Same stack as HailWhale's own servers (hailwhale/server.py: gunicorn, gevent workers,
-one per core, TCP_NODELAY), so a ratio against it measures HailWhale's own work.
+The stack HailWhale served with until issue 15 (gunicorn, gevent workers, one per
+core, TCP_NODELAY on the listening socket), kept fixed here so that every ingest
+figure is a ratio against the same thing measured in the same run, whatever the
+machine's load. HailWhale itself serves with granian now (hailwhale/server.py).
 
     python -m bench.bare --port 8099 [--workers 2]
 """
@@ -9,18 +11,18 @@ one per core, TCP_NODELAY), so a ratio against it measures HailWhale's own work.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from gevent import monkey
 
-monkey.patch_all()  # as `hailwhale serve` does, before anything opens a socket
+monkey.patch_all()  # before anything opens a socket, as the old `hailwhale serve` did
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bottle import Bottle, HTTPResponse  # noqa: E402
-
-from hailwhale.server import GeventServer  # noqa: E402
+from gunicorn.app.base import BaseApplication  # noqa: E402
 
 
 def bare_app() -> Bottle:
@@ -31,6 +33,38 @@ def bare_app() -> Bottle:
         return HTTPResponse("OK", 200, headers={"Content-Type": "text/plain"})
 
     return app
+
+
+class GeventServer(BaseApplication):
+    """gunicorn with gevent workers, configured in code as hailwhale/server.py was."""
+
+    def __init__(self, app_factory, host: str, port: int, workers: int = 0):
+        self.app_factory = app_factory
+        self.options = {
+            "bind": f"{host}:{port}",
+            "workers": workers or os.cpu_count() or 1,
+            "worker_class": "gevent",
+            "worker_connections": 1000,
+            "keepalive": 10,
+            "graceful_timeout": 10,
+            "timeout": 30,
+            "limit_request_line": 8190,
+            "limit_request_fields": 100,
+            "limit_request_field_size": 8190,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": "warning",
+            "proc_name": "hailwhale-bare",
+            "forwarded_allow_ips": "",
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return self.app_factory()
 
 
 def main() -> None:

@@ -197,13 +197,6 @@ def _times_attached(argv: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     """Run the command `args` names; its exit status (errors: a line on stderr, 2 or 1)."""
-    if getattr(args, "http_only", False):
-        # gunicorn's gevent workers patch too, but only after redis and ssl
-        # are imported; patching first keeps every module cooperative. The
-        # supervisor (serve and hail without --http-only) stays unpatched.
-        from gevent import monkey
-
-        monkey.patch_all()
     try:
         config = config_from(args)
         if args.command == "serve":

@@ -27,7 +27,7 @@ from hailwhale.exceptions import ConfigError
 
 if TYPE_CHECKING:
     from hailwhale.embedded import RedisServer
-    from hailwhale.server import GeventServer
+    from hailwhale.server import GranianServer
     from hailwhale.supervise import Program
 
 log = logging.getLogger("hailwhale")
@@ -76,7 +76,7 @@ def flusher_process(config: Config, store: str, buffer: str) -> Program:
 
 
 def http_process(argv: Sequence[str], store: str, listening: socket.socket) -> Program:
-    """This very command again, serving HTTP only (gunicorn and its gevent workers)."""
+    """This very command again, serving HTTP only (granian and its worker processes)."""
     from hailwhale.server import GRACEFUL_TIMEOUT
     from hailwhale.supervise import Program
 
@@ -151,11 +151,11 @@ def _inherited(args: argparse.Namespace, what: str) -> list[int]:
 
 
 def _http_server(config: Config, args: argparse.Namespace, app_factory: Callable,
-                 port: int) -> GeventServer:
-    from hailwhale.server import GeventServer
+                 port: int) -> GranianServer:
+    from hailwhale.server import GranianServer
 
     fd = _inherited(args, "--http-only")[0]
-    return GeventServer(app_factory, config.host, port, config.workers,
+    return GranianServer(app_factory, config.host, port, config.workers,
                         client_timeout=config.client_timeout,
                         request_line=config.limits.request_line,
                         forwarded_allow_ips=config.forwarded_allow_ips, fd=fd)

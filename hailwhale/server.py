@@ -1,14 +1,17 @@
-"""Serve a WSGI app with gunicorn's gevent workers, one per core by default.
+"""Serve a WSGI app with granian, one worker process per core by default.
 
-Why gunicorn rather than gevent's own WSGIServer: pywsgi writes headers and
-body in two sends, and on a keep-alive connection Nagle's algorithm plus the
-client's delayed ACK stalls every response by ~40 ms (measured: 1.45k req/s
-for a bare endpoint). gunicorn sets TCP_NODELAY on its listening socket, which
-accepted sockets inherit, and forks a worker per core so both cores serve.
+Why granian rather than gunicorn's gevent workers (the server until issue 15): in
+the same runs on 2 cores, granian served a bare Bottle endpoint at 5-7x the
+requests/s of gunicorn + gevent, and Hail's `/count` at 4-5x (README, Performance).
+Its HTTP/1 parsing, keep-alive and writes are Rust; each worker runs the app in a
+pool of Python threads, and Hail's group commit (hailwhale/group_commit.py) puts
+the pushes of concurrent requests in one Redis call. Accepted sockets get
+TCP_NODELAY (granian sets it, and the listening socket carries it too), so no
+response waits on Nagle's algorithm.
 
-The supervisor binds the port itself (`listen`), so a busy port is one clear error
-instead of gunicorn's five retries, and passes the socket down; `answers` tells it
-when the server serves (its banner waits for that).
+The supervisor binds the port itself (`listen`), so a busy port is one clear error,
+and passes the socket down; `answers` tells it when the server serves (its banner
+waits for that).
 """
 
 from __future__ import annotations
@@ -16,32 +19,36 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-import signal
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from gunicorn.app.base import BaseApplication
+from granian._granian import SocketHolder
+from granian.constants import HTTPModes, Interfaces, RuntimeModes
+from granian.http import HTTP1Settings
+from granian.server.mp import MPServer
+
+from hailwhale.processes import die_with_parent
 
 log = logging.getLogger("hailwhale")
 GRACEFUL_TIMEOUT = 10  # seconds a stopping worker has to finish its requests
-BACKLOG = 2048  # connections waiting to be accepted (gunicorn's default)
-
-
-def _ignore_interrupts(worker) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _worker_exited(server, worker) -> None:
-    from whale.metrics import process_ended
-
-    process_ended(worker.pid)  # its figures stay in /metrics; its live gauges go
+BACKLOG = 2048  # connections waiting to be accepted
+# Python threads a worker runs requests in, at most: a client that stalls in its body
+# holds one of them until it hangs up, so there are many (idle ones exit after 30 s).
+THREADS = 512
+FIELDS = 100  # header fields a request may carry (hyper's own bound: past it, a 431)
+FIELD_SIZE = 8190  # bytes of one header line, `Name: value`
+# Headers that say a proxy in front spoke HTTPS to the client (gunicorn's defaults).
+SECURE_SCHEME_HEADERS = {"HTTP_X_FORWARDED_PROTOCOL": "ssl", "HTTP_X_FORWARDED_PROTO": "https",
+                         "HTTP_X_FORWARDED_SSL": "on"}
 
 
 def listen(host: str, port: int) -> socket.socket:
     """A socket listening on `host:port` for the HTTP server (OSError if the port is taken)."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit it: a response is never held back by Nagle's algorithm.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
         sock.listen(BACKLOG)
     except OSError:
@@ -68,55 +75,119 @@ def answers(host: str, port: int) -> Callable[[], bool]:
     return check
 
 
-class GeventServer(BaseApplication):
-    """gunicorn, configured in code; `app_factory` runs in each worker after gevent patches.
+def _refusal(status: str, message: str, start_response: Callable) -> list[bytes]:
+    body = b'{"error":"%s","param":null}' % message.encode()
+    start_response(status, [("Content-Type", "application/json; charset=utf-8"),
+                            ("Content-Length", str(len(body))), ("Connection", "close")])
+    return [body]
+
+
+class RequestBounds:
+    """WSGI middleware: the request line and header bounds, and whose X-Forwarded-* to believe.
+
+    hyper (granian's HTTP) refuses over 100 header fields with a 431 and a request
+    target over 64 KiB with a 414; the tighter bounds HailWhale states (a request line
+    of `request_line` bytes, a header line of 8190) are checked here, before the app
+    sees anything: a 414 or a 431. A proxy in `forwarded_allow_ips` (`*`: any) may say
+    the client spoke HTTPS (X-Forwarded-Proto and gunicorn's other two headers);
+    from anyone else those headers are ignored.
+    """
+
+    def __init__(self, app: Callable, request_line: int,
+                 forwarded_allow_ips: Sequence[str] = ()):
+        self.app = app
+        self.request_line = request_line
+        self.trusted = frozenset(forwarded_allow_ips)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        # METHOD SP target SP HTTP/1.1: the target is path and query as sent, or longer
+        line = (len(environ["REQUEST_METHOD"]) + len(environ.get("PATH_INFO", ""))
+                + len(environ.get("QUERY_STRING", "")) + 11)
+        if line > self.request_line:
+            return _refusal("414 URI Too Long", f"the request line is over {self.request_line}"
+                            " bytes; send the event in a POST body", start_response)
+        for name, value in environ.items():
+            if (name[:5] == "HTTP_" or name[:8] == "CONTENT_") and \
+                    len(name) + len(value) - 3 > FIELD_SIZE:
+                return _refusal("431 Request Header Fields Too Large",
+                                f"a header line is over {FIELD_SIZE} bytes", start_response)
+        if self.trusted and ("*" in self.trusted or environ.get("REMOTE_ADDR") in self.trusted):
+            for header, secure in SECURE_SCHEME_HEADERS.items():
+                if environ.get(header, "").lower() == secure:
+                    environ["wsgi.url_scheme"] = "https"
+        return self.app(environ, start_response)
+
+
+class _Master(MPServer):
+    """granian's master process, serving a socket it inherited (`fd`) rather than binding,
+    and telling /metrics when a worker it stopped or replaced is gone."""
+
+    def __init__(self, fd: int | None, **options: object):
+        self.inherited = fd
+        super().__init__(**options)
+
+    def _init_shared_socket(self) -> None:
+        if self.inherited is None:
+            super()._init_shared_socket()
+            return
+        self._ssp, self._sso = None, None
+        self._shd = SocketHolder(self.inherited, False, BACKLOG)
+        self._sfd = self.inherited
+
+    def _respawn_workers(self, workers, spawn_target, target_loader, delay: float = 0):
+        gone = [self.wrks[idx].inner.pid for idx in workers]
+        super()._respawn_workers(workers, spawn_target, target_loader, delay)
+        _ended(gone)
+
+    def _stop_workers(self) -> None:
+        gone = [worker.inner.pid for worker in self.wrks]
+        super()._stop_workers()
+        _ended(gone)
+
+
+def _ended(pids: Iterable[int | None]) -> None:
+    from whale.metrics import process_ended
+
+    for pid in pids:
+        if pid:
+            process_ended(pid)  # its figures stay in /metrics; its live gauges go
+
+
+class GranianServer:
+    """granian, configured in code; `app_factory` runs in each worker process.
 
     It listens on `host:port`, or on the listening socket `fd` it inherited.
 
-    Slow and stalled clients: each connection is a greenlet (up to 1000 per worker),
-    so a client that stalls holds one greenlet, not a worker. One that sends its
-    request line and headers slower than `client_timeout` seconds is dropped (gunicorn
-    reads them under its keep-alive timeout), as is a keep-alive connection idle that
-    long. A body trickled byte by byte is not timed here: put nginx in front
-    (README, Security and Operations), which buffers bodies before passing them on.
+    Slow and stalled clients: granian reads each request line and headers in Rust,
+    holding no Python thread; a client that takes longer than `client_timeout`
+    seconds to send them is dropped, as is a keep-alive connection idle that long. A
+    body is read by the app's thread: one trickled byte by byte holds that thread
+    (one of up to 512 per worker), not the worker; put nginx in front (README,
+    Security and Operations), which buffers bodies before passing them on.
+
+    SIGTERM: the master stops accepting, each worker finishes the requests it has
+    (up to GRACEFUL_TIMEOUT seconds), then all exit 0. A worker that dies is replaced.
     """
 
     def __init__(self, app_factory: Callable, host: str, port: int, workers: int = 0, *,
                  client_timeout: int = 10, request_line: int = 8190,
                  forwarded_allow_ips: Sequence[str] = (), fd: int | None = None):
         self.app_factory = app_factory
-        self.options = {
-            # A socket the supervisor bound and listens on (`fd`): gunicorn serves it as it
-            # is, rather than binding (and retrying a busy port five times, a second apart).
-            "bind": f"{host}:{port}" if fd is None else f"fd://{fd}",
-            "workers": workers or os.cpu_count() or 1,
-            "worker_class": "gevent",
-            "worker_connections": 1000,
-            "keepalive": client_timeout,
-            "graceful_timeout": GRACEFUL_TIMEOUT,
-            # A worker whose loop stops (a CPU-bound request) for this long is restarted.
-            "timeout": 30,
-            # Past these gunicorn answers 414 or 431 itself, before the app sees anything.
-            "limit_request_line": request_line,
-            "limit_request_fields": 100,
-            "limit_request_field_size": 8190,
-            "accesslog": None,
-            "errorlog": "-",
-            "loglevel": "warning",
-            "proc_name": "hailwhale",
-            # Peers whose X-Forwarded-* headers gunicorn believes. gunicorn's own default
-            # trusts 127.0.0.1 (or $FORWARDED_ALLOW_IPS); "" is an empty list: nobody.
-            "forwarded_allow_ips": ",".join(forwarded_allow_ips),
-        }
-        # Ctrl-C reaches the whole process group; the master alone should act
-        # on it (it stops the workers gracefully), or each worker prints a trace.
-        self.options["post_worker_init"] = _ignore_interrupts
-        self.options["child_exit"] = _worker_exited
-        super().__init__()
+        self.request_line = request_line
+        self.forwarded_allow_ips = tuple(forwarded_allow_ips)
+        self.master = _Master(
+            fd, target="hailwhale", address=host, port=port, interface=Interfaces.WSGI,
+            workers=workers or os.cpu_count() or 1, blocking_threads=THREADS,
+            runtime_mode=RuntimeModes.st, http=HTTPModes.http1, backlog=BACKLOG,
+            backpressure=THREADS,
+            http1_settings=HTTP1Settings(header_read_timeout=client_timeout * 1000),
+            log_enabled=True, log_level="error", log_access=False,  # not its thread-count warning
+            respawn_failed_workers=True, workers_kill_timeout=GRACEFUL_TIMEOUT)
 
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
+    def _worker_app(self, _target: str) -> Callable:
+        """The app of one worker: it exits with its master, even a SIGKILLed one."""
+        die_with_parent(os.getppid())()
+        return RequestBounds(self.app_factory(), self.request_line, self.forwarded_allow_ips)
 
-    def load(self) -> Callable:
-        return self.app_factory()
+    def run(self) -> None:
+        self.master.serve(target_loader=self._worker_app)

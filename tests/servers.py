@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 from pathlib import Path
 
 from hailwhale.processes import free_port
@@ -79,14 +80,17 @@ def command_env(**env: str) -> dict[str, str]:
 
 
 def get(url: str, data: bytes | None = None, headers: dict | None = None,
-        timeout: float = 10) -> tuple[int, dict, bytes]:
-    """Status, headers and body of one request; errors are answers too."""
+        timeout: float = 10) -> tuple[int, Message, bytes]:
+    """Status, headers and body of one request; errors are answers too.
+
+    The headers are looked up by name whatever its case, as HTTP says: the server
+    (granian) sends them in lower case."""
     request = urllib.request.Request(url, data=data, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return answer.status, dict(answer.headers), answer.read()
+            return answer.status, answer.headers, answer.read()
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+        return error.code, error.headers, error.read()
 
 
 class Served:

@@ -238,16 +238,14 @@ def test_serve_starts_the_embedded_redis_and_keeps_its_data(tmp_path):
 
 SCHEME_APP = """
 import sys
-from gevent import monkey
-monkey.patch_all()
-from hailwhale.server import GeventServer
+from hailwhale.server import GranianServer
 
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [environ["wsgi.url_scheme"].encode()]
 
 trusted = tuple(filter(None, sys.argv[2].split(",")))
-GeventServer(lambda: app, "127.0.0.1", int(sys.argv[1]), 1, forwarded_allow_ips=trusted).run()
+GranianServer(lambda: app, "127.0.0.1", int(sys.argv[1]), 1, forwarded_allow_ips=trusted).run()
 """
 
 
@@ -269,5 +267,5 @@ def test_forwarded_headers_are_believed_only_from_configured_proxies():
         for server in running:
             server.terminate()
             server.wait(timeout=20)
-    # gunicorn alone would trust 127.0.0.1; with none configured, nobody is trusted.
+    # with none configured, nobody is trusted (gunicorn alone trusted 127.0.0.1).
     assert schemes == {"": "http", "127.0.0.1": "https", "10.0.0.1,10.0.0.2": "http"}
