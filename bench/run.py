@@ -10,7 +10,9 @@ hold on a noisy machine; each figure is reported as the median, min and max over
 `--repeat` runs. Scenarios: ingest, batch_ingest, direct_count (bench/ingest.py),
 flush, flush_cluster (bench/flush.py), query (bench/query.py), memory (bench/memory.py),
 statsd (bench/statsd.py: StatsD in, side by side with Etsy's StatsD daemon on Node; one
-search per daemon, not repeated: each takes minutes).
+search per daemon, not repeated: each takes minutes), soak (bench/paced_soak.py: a node's
+maximum rate, then `--soak-seconds` at 80% of it, judged on flush lag, exactly-once, 5xx
+and memory; run once).
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import flush, ingest, memory, query, statsd  # noqa: E402
+from bench import flush, ingest, memory, paced_soak, query, statsd  # noqa: E402
 from bench.common import CORES, ensure_wrk  # noqa: E402
 
 SCENARIOS = ["ingest", "batch_ingest", "direct_count", "flush", "flush_cluster", "query",
-             "memory", "statsd"]
+             "memory", "statsd", "soak"]
 
 
 def _runners(args: argparse.Namespace) -> list[tuple[list[str], Callable[[], dict]]]:
@@ -47,6 +49,9 @@ def _runners(args: argparse.Namespace) -> list[tuple[list[str], Callable[[], dic
         # memory is deterministic: two runs show it
         (["memory"], lambda: {"memory": memory.memory(min(args.repeat, 2), args.day_events)}),
         (["statsd"], lambda: {"statsd": statsd.statsd(quick=args.quick)}),
+        # one long run: the soak's figures hold over its whole length, not over repeats
+        (["soak"], lambda: {"soak": paced_soak.paced_soak(
+            args.soak_seconds, max_seconds=5 if args.quick else 10)}),
     ]
 
 
@@ -75,9 +80,9 @@ def judge(scenario: dict) -> list[dict]:
             margin = median / target["at_least"]
         else:
             met, goal = median < target["below"], f"< {target['below']}"
-            margin = target["below"] / median if median else float("inf")
+            margin = target["below"] / median if median > 0 else None  # 0 lost: no ratio
         out.append({**target, "median": median, "met": met, "goal": goal,
-                    "margin": round(margin, 2)})
+                    "margin": None if margin is None else round(margin, 2)})
     return out
 
 
@@ -102,17 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=5000, help="flusher batch size")
     parser.add_argument("--day-events", type=int, default=200_000,
                         help="events in the memory scenario's simulated day")
+    parser.add_argument("--soak-seconds", type=int, default=60,
+                        help="the soak's paced run (--quick: 10)")
     parser.add_argument("--only", help=f"comma-separated scenarios of {','.join(SCENARIOS)}")
     parser.add_argument("--quick", action="store_true", help="1 run, short: a smoke test")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "report.json"))
     args = parser.parse_args(argv)
     if args.quick:
         args.repeat, args.seconds, args.events, args.day_events = 1, 2, 10_000, 20_000
+        args.soak_seconds = 10
     wanted = set(args.only.split(",")) if args.only else set(SCENARIOS)
     unknown = wanted - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    if wanted & {"ingest", "batch_ingest", "direct_count", "flush", "query"}:
+    if wanted & {"ingest", "batch_ingest", "direct_count", "flush", "query", "soak"}:
         ensure_wrk()
     if "statsd" in wanted:
         try:
