@@ -31,12 +31,19 @@ $(VENV)/.stamp-bench: setup.py | $(BIN)/python
 	@touch $@
 
 # Etsy's StatsD daemon, the baseline of bench/statsd.py (on Debian's node and npm;
-# without them the other scenarios still run, and the statsd one says what is missing).
+# without them the other scenarios still run, and the statsd one says what is missing),
+# and Graphite's carbon-cache behind it (Debian's graphite-carbon, installed as root;
+# the bench runs its own, in a temp dir: the package's system daemon is not started).
 STATSD_JS := bench/.node/node_modules/statsd/stats.js
+CARBON := /usr/bin/carbon-cache
 $(STATSD_JS):
 	-npm install --silent --prefix bench/.node statsd@0.9.0
 
-bench: $(VENV)/.stamp-bench $(STATSD_JS)
+$(CARBON):
+	-[ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends graphite-carbon python3-whisper
+
+bench: $(VENV)/.stamp-bench $(STATSD_JS) $(CARBON)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # make fuzz: the property tests (hypothesis) with fresh randomness, FUZZ_EXAMPLES
