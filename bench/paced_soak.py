@@ -44,10 +44,12 @@ from bench.watch import (
 SHARE = 0.8  # of the node's maximum rate
 THREADS = 16  # wrk threads, one connection each (pace.lua)
 TOTALS_PERIOD = "1d:1y"  # a window that holds every event of the run
-# Memory is flat when its slope after the warm-up stays under these. A minute cannot
-# show a leak of a few bytes a request, but it shows one that matters in a day: at
-# ~5,000 requests/s, 4 MiB a minute is 14 bytes a request (5.6 GiB a day). The
-# Python processes' RSS moves by an arena (1 MiB) or two as garbage comes and goes.
+# Memory is flat when its slope after the first third stays under these. The node's
+# Python processes (supervisor, server master and workers, flusher) grow for the first
+# ~30 s of a phase as their caches learn its names, then stay flat (a 180 s run at
+# 800 requests/s: every process within 1 MiB from 30 s on), and RSS moves by 1 MiB
+# arenas: two steps in the 40 s measured read as 3 MiB a minute. A leak of one small
+# object (~100 bytes) a request is ~30 MiB a minute at 5,000 requests/s.
 RSS_SLOPE_MIB_PER_MIN = 4.0
 # The buffer holds up to a flush interval of events (~1 MiB at the soak's rates);
 # what it keeps beyond that would be events or keys left behind.
@@ -176,11 +178,13 @@ def paced_soak(seconds: float = 60, max_seconds: float = 10, threads: int = THRE
     figures.add("reader_p99_ms", percentile(reader.ms, 99), "ms")
     figures.add("reader_not_200", sum(n for code, n in reader.statuses.items()
                                       if code != "200"), "responses")
-    warm = [(t, v) for t, v in memory.rss if t >= seconds / 6]  # past the pacing's start
+    warm = [(t, v) for t, v in memory.rss if t >= seconds / 3]
     figures.add("rss_start_mib", warm[0][1] if warm else 0.0, "MiB")
     figures.add("rss_end_mib", warm[-1][1] if warm else 0.0, "MiB")
     figures.add("rss_slope_mib_per_min", slope_per_minute(warm), "MiB/min")
-    buffered = [(t, v) for t, v in memory.buffer_mb if t >= seconds / 6]
+    figures.add("rss_growth_bytes_per_request",
+                slope_per_minute(warm) * 2**20 / 60 / soak.rate, "bytes/request")
+    buffered = [(t, v) for t, v in memory.buffer_mb if t >= seconds / 3]
     figures.add("buffer_used_memory_end_mib", buffered[-1][1] if buffered else 0.0, "MiB")
     figures.add("buffer_slope_mib_per_min", slope_per_minute(buffered), "MiB/min")
     figures.add("node_cores_max", node_cores_max, "cores")
@@ -195,6 +199,8 @@ def paced_soak(seconds: float = 60, max_seconds: float = 10, threads: int = THRE
             "socket_errors": load.errors, "statuses": load.statuses,
             "latency_ms": load.latency_ms, **checks[load.phase]} for load in loads},
         "buffer_redis_cores_max": round(redis_cores_max, 3),
+        "rss_mib_every_10_s": [v for t, v in memory.rss[::10]],
+        "buffer_used_memory_mib_every_10_s": [v for t, v in memory.buffer_mb[::10]],
         "health_samples": len(lag.ages), "health_not_ok": lag.unhealthy[:10],
         "markers": len(markers.sent), "reads": len(reader.ms),
         "reader_statuses": reader.statuses,
@@ -222,7 +228,7 @@ def paced_soak(seconds: float = 60, max_seconds: float = 10, threads: int = THRE
                 f"paced at {share:.0%} of it; /health sampled every 0.25 s, a marker event "
                 f"every 0.5 s timed until /totals shows it, a reader polling /plotpoints of "
                 f"a parent and its {threads} children every 1 s, RSS of the node's processes "
-                f"every 1 s (slope after the first sixth); at the end the store's totals "
+                f"every 1 s (slope after the first third); at the end the store's totals "
                 f"checked per series against the requests answered 200 OK",
         "figures": figures.report(),
         "targets": targets,
