@@ -51,7 +51,8 @@ def _runners(args: argparse.Namespace) -> list[tuple[list[str], Callable[[], dic
         (["statsd"], lambda: {"statsd": statsd.statsd(quick=args.quick)}),
         # one long run: the soak's figures hold over its whole length, not over repeats
         (["soak"], lambda: {"soak": paced_soak.paced_soak(
-            args.soak_seconds, max_seconds=5 if args.quick else 10)}),
+            args.soak_seconds, max_seconds=5 if args.quick else 10,
+            threads=args.connections)}),
     ]
 
 

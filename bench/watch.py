@@ -121,7 +121,7 @@ class Watcher(threading.Thread):
 
 
 class LagWatcher(Watcher):
-    """Hail's /health every 0.25 s: the age of the oldest event not yet flushed, the depth."""
+    """Hail's /health every 0.25 s: the oldest event not yet flushed, the depth, the flushes."""
 
     every = 0.25
 
@@ -130,6 +130,7 @@ class LagWatcher(Watcher):
         self.url = f"{node_url}/health"
         self.ages: list[float] = []
         self.depths: list[int] = []
+        self.flushes: dict[float, dict] = {}  # the last flush each sample saw, by its time
         self.unhealthy: list[str] = []
 
     def sample(self, elapsed: float) -> None:
@@ -142,6 +143,9 @@ class LagWatcher(Watcher):
             self.unhealthy.append(f"{elapsed:.1f} s: {status} {health.get('problems')}")
         self.ages.append(health.get("oldest_age_seconds") or 0.0)
         self.depths.append(health.get("depth", 0))
+        last = health.get("last_flush")
+        if last:
+            self.flushes[last["time"]] = last
 
 
 class MarkerWatcher(Watcher):
