@@ -11,7 +11,10 @@ Behind Etsy's StatsD (flushing every second) is a carbon-cache with a 1 s schema
 A step sends at one rate for STEP_SECONDS (MIN_LINES at least), then reads what the
 daemon counted, to the line: carbon's whisper points of every path's counter and timer
 count; HailWhale's `/totals`. It is loss-free when counted == sent (lost = sent minus
-counted; more than sent is counted too: `hailwhale_over_counted_lines`). The search
+counted; more than sent is counted too: `hailwhale_over_counted_lines`). Each step
+also reads the datagrams the daemon's socket dropped (/proc/net/udp): the lines the
+socket took, sent minus dropped, must all be counted once
+(`*_received_not_counted_once`: 0 when every loss is the socket's). The search
 doubles the rate from FIRST_RATE while loss-free (halves it while not), then bisects:
 the highest loss-free rate found. When every line was counted but the senders could
 not reach the rate (they share the 2 cores), the figure is a floor (`*_sender_limited`).
@@ -126,7 +129,7 @@ def _counted(daemon, before: int, lines: int, timeout: float = 300) -> int:
 def _step(daemon, name: str, per_datagram: int, rate: float, steps: list[dict],
           seconds: float) -> tuple[bool, float]:
     """Send at `rate` lines/s: whether every line was counted, and the rate reached."""
-    lines = max(MIN_LINES, int(rate * seconds))
+    lines = max(MIN_LINES, int(rate * seconds)) // per_datagram * per_datagram  # full ones
     senders = Senders(daemon.port, lines, per_datagram, rate, daemon.spelling, round(rate))
     drops = socket_drops(daemon.port)
     before, cpu, started = daemon.total(), daemon.cpu(), time.monotonic()
@@ -134,8 +137,11 @@ def _step(daemon, name: str, per_datagram: int, rate: float, steps: list[dict],
     sending, cpu_sending = time.monotonic() - started, daemon.cpu() - cpu
     counted = _counted(daemon, before, lines)
     took = time.monotonic() - started
+    drops = socket_drops(daemon.port) - drops
     steps.append({"rate": round(rate), "reached": round(reached), "lines": lines,
-                  "counted": counted, "socket_drops": socket_drops(daemon.port) - drops,
+                  "counted": counted, "socket_drops": drops,
+                  # lines the socket took (sent - dropped) that were not counted once
+                  "received_not_counted_once": lines - drops * per_datagram - counted,
                   "seconds_to_count": round(took - sending, 1),
                   "cpu_cores": round(cpu_sending / sending, 2),
                   "cpu_us_per_line": round((daemon.cpu() - cpu) / lines * 1e6, 2)})
@@ -203,6 +209,9 @@ def _searches(figures: Figures, steps: dict, carbon: Carbon, setting: str,
             rates[packing], limited, steps[name] = loss_free(etsy, name, per_datagram,
                                                              quick=quick)
             _rate_figures(figures, name, rates[packing], limited, steps[name])
+        figures.add(f"statsd_{setting}_received_not_counted_once", sum(
+            abs(step["received_not_counted_once"]) for packing in ("single", "packed")
+            for step in steps[f"statsd_{setting}_{packing}"]), "lines")
     finally:
         etsy.stop()
     whale = hailwhale(buffer or 0)
@@ -222,10 +231,17 @@ def _searches(figures: Figures, steps: dict, carbon: Carbon, setting: str,
                 big["lines"] / big["reached"] + big["seconds_to_count"]), "lines/s")
             figures.add(f"{setting}_{packing}_ratio", ours / baseline,
                         "hailwhale / statsd (a StatsD that loses lines at MIN_RATE: MIN_RATE)")
+            # What HailWhale applies for good against what StatsD takes without loss.
+            figures.add(f"{setting}_{packing}_sustained_ratio",
+                        figures.values[f"{name}_flushed_lines_per_s"][-1] / baseline,
+                        "hailwhale flushed / statsd loss-free")
             figures.add(f"hailwhale_{setting}_{packing}_over_counted_lines", sum(
                 max(0, step["counted"] - step["lines"]) for step in steps[name]), "lines")
         lines = whale.lines()
         steps[f"hailwhale_{setting}_lines"] = lines
+        figures.add(f"hailwhale_{setting}_received_not_counted_once", sum(
+            abs(step["received_not_counted_once"]) for packing in ("single", "packed")
+            for step in steps[f"hailwhale_{setting}_{packing}"]), "lines")
         # Every line the listener took is counted once: accepted == what /totals shows.
         figures.add(f"hailwhale_{setting}_accepted_minus_counted",
                     abs(lines.get("accepted", 0) - whale.total()), "lines")
@@ -248,12 +264,12 @@ def _rate_figures(figures: Figures, name: str, rate: float, limited: bool,
 def _latencies(figures: Figures, carbon: Carbon) -> None:
     whale = hailwhale(0)
     try:
-        for n in range(5):
+        for n in range(7):
             time.sleep(random.uniform(0, 2))  # a line at any moment of the flusher's cycle
             figures.add("hailwhale_latency_s", whale.latency(f"lat{n}"), "s")
     finally:
         whale.stop()
-    for flush_ms, figure, samples in ((1000, "statsd_1s_flush_latency_s", 5),
+    for flush_ms, figure, samples in ((1000, "statsd_1s_flush_latency_s", 7),
                                       (10_000, "statsd_latency_s", 2)):  # 10 s: its default
         etsy = EtsyStatsd(carbon, flush_ms=flush_ms)
         kind = "slow" if flush_ms > 1000 else "fast"  # carbon's schema: 10 s or 1 s points
@@ -306,6 +322,8 @@ def statsd(quick: bool = False) -> dict:
             *({"figure": f"hailwhale_{s}_{p}_over_counted_lines", "below": 1}
               for s, p in settings),
             *({"figure": f"hailwhale_{s}_accepted_minus_counted", "below": 1}
+              for s in ("stock", "8mib")),
+            *({"figure": f"hailwhale_{s}_received_not_counted_once", "below": 1}
               for s in ("stock", "8mib")),
             {"figure": "latency_ratio", "below": 1},
             {"figure": "latency_ratio_1s_flush", "below": 1},

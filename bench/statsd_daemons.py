@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -225,9 +226,18 @@ class HailWhaleStatsd:
 
     def idle(self) -> bool:
         """Whether the buffer is empty and no batch is being applied."""
-        with urllib.request.urlopen(f"{self.url}/health", timeout=30) as answer:
-            buffer = json.loads(answer.read())["buffer"]
+        buffer = self._health()["buffer"]
         return not buffer["depth"] and not buffer["in_flight"]
+
+    def _health(self) -> dict:
+        """`/health`, answered 503 too while the flusher lags behind a burst."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=30) as answer:
+                return json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            if error.code != 503:
+                raise
+            return json.loads(error.read())
 
     def create_names(self) -> None:
         """Nothing to create ahead: a new path costs HailWhale no file."""
@@ -249,8 +259,7 @@ class HailWhaleStatsd:
 
     def lines(self) -> dict:
         """The listener's lines by outcome (`/health`): received, accepted, refused."""
-        with urllib.request.urlopen(f"{self.url}/health", timeout=30) as answer:
-            return json.loads(answer.read())["buffer"].get("statsd", {})
+        return self._health()["buffer"].get("statsd", {})
 
     def stop(self) -> None:
         if self.process.poll() is None:
