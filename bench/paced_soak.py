@@ -97,7 +97,7 @@ def _cpu_pressure() -> str:
 
 
 class NodeCpu:
-    """CPU seconds of the node's processes and its buffer's Redis between two reads."""
+    """CPU seconds of the node's processes, its flusher and its buffer's Redis between reads."""
 
     def __init__(self, pid: int, buffer) -> None:
         self.pid, self.buffer = pid, buffer
@@ -106,13 +106,24 @@ class NodeCpu:
     def reset(self) -> None:
         self.started = time.monotonic()
         self.pids = process_tree([self.pid])
-        self.node, self.redis = cpu_seconds(self.pids), _redis_cpu(self.buffer)
+        self.flusher = [pid for pid in self.pids if _is_flusher(pid)]
+        self.node, self.flush = cpu_seconds(self.pids), cpu_seconds(self.flusher)
+        self.redis = _redis_cpu(self.buffer)
 
-    def cores(self) -> tuple[float, float]:
-        """(node's processes, buffer Redis) in cores since the last reset."""
+    def cores(self) -> tuple[float, float, float]:
+        """(node's processes, its flusher, buffer Redis) in cores since the last reset."""
         wall = time.monotonic() - self.started
         return ((cpu_seconds(self.pids) - self.node) / wall,
+                (cpu_seconds(self.flusher) - self.flush) / wall,
                 (_redis_cpu(self.buffer) - self.redis) / wall)
+
+
+def _is_flusher(pid: int) -> bool:
+    """Whether `pid` is a `hailwhale flush` child (the node runs its flusher as one)."""
+    try:
+        return b"\0flush\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def paced_soak(seconds: float = 60, max_seconds: float = 10, threads: int = THREADS,
@@ -132,7 +143,7 @@ def paced_soak(seconds: float = 60, max_seconds: float = 10, threads: int = THRE
                 yardstick = pace.run(f"{baseline.url}/count", "bare", max_seconds, threads)
             cpu = NodeCpu(node.process.pid, buffer)
             top = pace.run(count_url, "max", max_seconds, threads)
-            node_cores_max, redis_cores_max = cpu.cores()
+            node_cores_max, flusher_cores_max, redis_cores_max = cpu.cores()
             loads.append(top)
             details["max_drained_in_s"] = round(_drain(node.url), 2)
 
@@ -146,7 +157,7 @@ def paced_soak(seconds: float = 60, max_seconds: float = 10, threads: int = THRE
             cpu.reset()
             details["cpu_pressure_before"] = _cpu_pressure()
             soak = pace.run(count_url, "soak", seconds, threads, rate=share * top.rate)
-            node_cores_soak, redis_cores_soak = cpu.cores()
+            node_cores_soak, flusher_cores_soak, redis_cores_soak = cpu.cores()
             details["cpu_pressure_after"] = _cpu_pressure()
             for watcher in watchers:
                 watcher.stop()
@@ -194,6 +205,11 @@ def paced_soak(seconds: float = 60, max_seconds: float = 10, threads: int = THRE
     figures.add("buffer_slope_mib_per_min", slope_per_minute(buffered), "MiB/min")
     figures.add("node_cores_max", node_cores_max, "cores")
     figures.add("node_cores_soak", node_cores_soak, "cores")
+    figures.add("flusher_cores_soak", flusher_cores_soak, "cores")
+    # CPU a flush of the longest one's size needed: far below its wall time, the
+    # flusher waited for a CPU (a busy machine), not for its own work
+    figures.add("flusher_cpu_s_per_longest_flush",
+                flusher_cores_soak / soak.rate * figures.median("flush_events_max"), "s")
     figures.add("wrk_cores_max", top.cpu_seconds / top.seconds, "cores")
     figures.add("wrk_cores_soak", soak.cpu_seconds / soak.seconds, "cores")
     figures.add("buffer_redis_cores_soak", redis_cores_soak, "cores")
@@ -204,6 +220,7 @@ def paced_soak(seconds: float = 60, max_seconds: float = 10, threads: int = THRE
             "socket_errors": load.errors, "statuses": load.statuses,
             "latency_ms": load.latency_ms, **checks[load.phase]} for load in loads},
         "buffer_redis_cores_max": round(redis_cores_max, 3),
+        "flusher_cores_max": round(flusher_cores_max, 3),
         "rss_mib_every_10_s": [v for t, v in memory.rss[::10]],
         "buffer_used_memory_mib_every_10_s": [v for t, v in memory.buffer_mb[::10]],
         "health_samples": len(lag.ages), "flushes_seen": len(flushes),
