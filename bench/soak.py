@@ -10,7 +10,9 @@ order), with no 5xx, and the servers' memory must not keep growing.
 
     .venv/bin/python -m bench.soak [--seconds 60] [--clients 16]
 
-Loopback only; prints one JSON object. tests/test_soak.py runs a short one.
+Loopback only; prints one JSON object. tests/test_soak.py runs a short one. The `soak`
+scenario of `make bench` is another one: one node, paced at 80% of its maximum rate
+(bench/paced_soak.py).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from pathlib import Path
 
 from bench.common import hailwhale, redis_server
+from bench.watch import get_json, rss_mb
 
 PERIOD = "1d:1y"  # a window that holds every event sent (they are at most an hour old)
 COUNTRIES = {"US": ["CA", "NY", "TX"], "FR": ["IDF", "PACA"], "JP": ["13"], "BR": ["SP", "RJ"]}
@@ -113,45 +115,6 @@ def reader(address: str, stop: threading.Event, figures: dict) -> None:
             figures["read_errors"] += 1
 
 
-def _proc_children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
-def rss_mb(pids: list[int]) -> float:
-    """Resident memory of these processes and all their descendants, in MiB."""
-    total, seen, todo = 0, set(), list(pids)
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        todo.extend(_proc_children(pid))
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return round(total / 1024, 1)
-
-
-def _get(url: str) -> dict:
-    address, _, path = url.removeprefix("http://").partition("/")
-    connection = http.client.HTTPConnection(address, timeout=30)
-    try:
-        connection.request("GET", "/" + path)
-        return json.loads(connection.getresponse().read())
-    finally:
-        connection.close()
-
-
 def soak(seconds: float = 60, clients: int = 16, seed: int = 1) -> dict:
     """Run the soak; the figures, with `drift` (expected - counted, per total) all 0 if right."""
     with redis_server() as store, redis_server() as buffer_a, redis_server() as buffer_b:
@@ -186,7 +149,7 @@ def soak(seconds: float = 60, clients: int = 16, seed: int = 1) -> dict:
             drain_started = time.monotonic()
             deadline = drain_started + 60
             while any(health["depth"] or health["in_flight"]
-                      for health in (_get(f"{node.url}/health") for node in nodes)):
+                      for _, health in (get_json(f"{node.url}/health") for node in nodes)):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the buffers did not drain in 60 s")
                 time.sleep(0.05)
@@ -201,9 +164,9 @@ def soak(seconds: float = 60, clients: int = 16, seed: int = 1) -> dict:
                                             "limit": 0, "period": PERIOD,
                                             "metrics": json.dumps(["hits", "dollars",
                                                                    "clicks"])})
-            counted = _get(f"{whale.url}/totals?{query}")[PERIOD]
-            overall = _get(f"{whale.url}/totals?period={PERIOD}&metrics="
-                           + urllib.parse.quote(json.dumps(["hits", "dollars", "clicks"])))
+            counted = get_json(f"{whale.url}/totals?{query}")[1][PERIOD]
+            _, overall = get_json(f"{whale.url}/totals?period={PERIOD}&metrics="
+                                  + urllib.parse.quote(json.dumps(["hits", "dollars", "clicks"])))
             counted["_"] = overall[PERIOD]["_"]
             drift = {f"{key}.{metric}": value - counted.get(
                          key if key == "_" else json.dumps(["geo", key], separators=(",", ":")),
