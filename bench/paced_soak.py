@@ -7,7 +7,7 @@ In one run:
 1. warm: 2 s of single-event GET /count as fast as the node answers;
 2. bare: the same load on the yardstick (a bare Bottle `OK`, bench/bare.py), for scale;
 3. max: the node's maximum rate, with the load generator (wrk, bench/pace.lua) the soak
-   then uses, so the soak's generator takes no more CPU than this measurement's did;
+   then uses: the CPU it takes from the node is the same in both (reported for each);
 4. soak: `seconds` at 80% of that rate, paced, while the node's /health is sampled every
    0.25 s (the oldest event not yet flushed), a marker event every 0.5 s is timed from
    its OK until the store shows it, a reader polls `/plotpoints` every second, and the
