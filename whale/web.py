@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable, Sequence
-from urllib.parse import unquote_to_bytes
 
 import bottle
 import orjson
@@ -136,24 +135,6 @@ def add_preflight(app: Bottle, origins: Sequence[str]) -> None:
         app.route(rule, method="OPTIONS", callback=preflight, access="public")
 
 
-def _utf8(query: str) -> bool:
-    """Whether a query string (WSGI's latin-1 text of the raw bytes) is UTF-8 once its %XX
-    escapes are decoded; most are plain ASCII, checked without decoding anything.
-
-    Splitting at `&` or `=` (ASCII) never makes valid UTF-8 invalid or the reverse, so
-    the whole string answers for each parameter Bottle or the routes will decode.
-    """
-    if query.isascii() and "%" not in query:
-        return True
-    try:
-        unquote_to_bytes(query.encode("latin-1")).decode("utf-8")
-    except UnicodeEncodeError:  # a server that decoded it already: text, not bytes
-        return True
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def add_error_handling(app: Bottle, unavailable: str = STORE_UNAVAILABLE) -> None:
     """Every error of `app` as a JSON answer with nothing internal; `unavailable`: Redis down.
 
@@ -166,8 +147,10 @@ def add_error_handling(app: Bottle, unavailable: str = STORE_UNAVAILABLE) -> Non
 
     @app.hook("before_request")
     def utf8_query() -> None:
-        if not _utf8(request.environ.get("QUERY_STRING", "")):
-            raise error_response(400, "the query string is not valid UTF-8", "query")
+        try:
+            request.query.decode()
+        except UnicodeError:
+            raise error_response(400, "the query string is not valid UTF-8", "query") from None
 
     def error_page(error: HTTPError) -> str:
         status = error.status_code
