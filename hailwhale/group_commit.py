@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable
 class GroupCommit:
     """Calls `commit(items)` once for the items of callers that arrive together.
 
-    While one commit is on its way to Redis, callers (greenlets of a server worker,
-    or threads) that arrive meanwhile queue their items; when it returns, the first
+    While one commit is on its way to Redis, callers (the threads of a server worker)
+    that arrive meanwhile queue their items; when it returns, the first
     of them commits all the queued items in one call and the others wait for it.
     A lone caller commits at once; under load a round trip carries many requests.
     A group holds at most `max_items` items and `max_bytes` bytes (len of each item)
@@ -25,7 +25,7 @@ class GroupCommit:
         self.commit = commit
         self.max_items = max_items
         self.max_bytes = max_bytes
-        self._lock = threading.Lock()  # gevent's own once monkey-patched (a worker)
+        self._lock = threading.Lock()
         self._waiting: deque[_Group] = deque()  # groups that wait for the commit before them
         self._busy = False
 

@@ -2,8 +2,8 @@
 
 The supervisor is plain Python (no gevent) in one thread. It starts its children
 in order: the embedded Redis (unless a store URL is set), the flusher (`hailwhale
-flush`), the HTTP server (the same command again with `--http-only`: gunicorn's
-master, which forks the gevent workers) and, with `--statsd-port`, the StatsD
+flush`), the HTTP server (the same command again with `--http-only`: granian's
+master, which forks its worker processes) and, with `--statsd-port`, the StatsD
 listeners (`--statsd-only`). The command binds their ports before any child starts
 (hailwhale/process_cli.py: a busy port ends it at once, saying which) and passes
 them down (`pass_fds`), so a restarted child serves the same socket and clients
@@ -12,8 +12,8 @@ restarts a child that dies after a backoff (0.1 s doubling to 5 s, back to 0.1 s
 once a child has stayed up 10 s), logging each restart, and on SIGTERM or SIGINT
 stops them in reverse order, Redis last. Children run in their own session, so
 Ctrl-C reaches the supervisor alone and the order holds; each gets SIGTERM if the
-supervisor dies, even by SIGKILL (PDEATHSIG); gunicorn's workers exit within a
-second of their master (they check their parent).
+supervisor dies, even by SIGKILL (PDEATHSIG); granian's workers get SIGTERM when
+their master dies, the same way (hailwhale/server.py).
 
 An embedded Redis that another process started (found running) is used, watched
 and never stopped; if it goes away, the supervisor starts one of its own.

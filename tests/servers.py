@@ -140,7 +140,7 @@ class Served:
         """The pid of the supervisor's child whose command line holds `marker`.
 
         The children of `hailwhale serve`: `redis-server` (the embedded Redis),
-        `hailwhale.cli flush` (the flusher) and `--http-only` (gunicorn's master).
+        `hailwhale.cli flush` (the flusher) and `--http-only` (granian's master).
         """
         pids = [pid for pid in children(self.process.pid) if marker in cmdline(pid)]
         return pids[0] if pids else None

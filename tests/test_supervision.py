@@ -2,7 +2,7 @@
 
 Real processes throughout. The supervisor's children are found by their command
 lines (tests/servers.py `Served.child`): `redis-server`, `hailwhale.cli flush`
-and `--http-only` (gunicorn's master, whose workers are its own children).
+and `--http-only` (granian's master, whose workers are its own children).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def count_and_read(served: Served, dimension: str, expected: int, retry: bool = 
 
     `retry`: after a restart, a 503 is retried as a client would (a 503 counted nothing):
     a worker's connection from before a Redis restart fails once, and the workers of a
-    killed gunicorn master serve for up to a second more while they stop.
+    killed master finish their requests while they stop.
     """
     assert answered(f"{served.url}/count?dimensions={dimension}", retry=retry) == 200
     assert answered(f"{served.url}/flush_hail", b"", retry=retry) == 200
@@ -117,7 +117,7 @@ def test_borrowers_use_the_servers_embedded_redis_and_leave_it_running(tmp_path)
 
     # Its owner stops it, with everything else, quietly.
     family = descendants(served.process.pid)
-    assert len(family) >= 5  # Redis, flusher, gunicorn's master and 2 workers
+    assert len(family) >= 5  # Redis, flusher, granian's master and 2 workers
     printed = served.stop(signal.SIGTERM)
     assert served.process.returncode == 0
     assert not [pid for pid in family if alive(pid)]

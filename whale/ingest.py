@@ -8,8 +8,8 @@ Strict, so that a mistake is a 400 and never a wrong count: an unknown or repeat
 parameter, a body that is neither a form nor JSON, a POST that carries nothing.
 
 The body is read here, from `wsgi.input`, never by Bottle: Bottle decodes a body
-sent with `Transfer-Encoding: chunked` itself, but gunicorn (and gevent, waitress,
-mod_wsgi) have decoded it already, so an ordinary chunked POST failed to parse and
+sent with `Transfer-Encoding: chunked` itself, but granian (and gunicorn, gevent,
+waitress, mod_wsgi) have decoded it already, so an ordinary chunked POST failed to parse and
 a body chunked twice was decoded and spooled to disk whole, past every limit. A
 server that decoded the chunks says so (`wsgi.input_terminated`); otherwise (the
 standard library's wsgiref) the chunks are decoded here. Either way reading stops
@@ -125,7 +125,7 @@ def read_body(request: BaseRequest, limits: Limits) -> bytes:
 
 def _server_dechunks(environ: dict, stream: object) -> bool:
     """Whether the server decoded `Transfer-Encoding: chunked` before the app reads."""
-    # wsgi.input_terminated: gunicorn, waitress, mod_wsgi, werkzeug; gevent's pywsgi
+    # wsgi.input_terminated: granian, gunicorn, waitress, mod_wsgi, werkzeug; gevent's pywsgi
     # decodes the chunks without saying so, but its input shows it.
     return bool(environ.get("wsgi.input_terminated")) or bool(
         getattr(stream, "chunked_input", False))

@@ -6,7 +6,7 @@ Two sources, joined at each scrape:
   dead letters set aside, requests and their latency. With PROMETHEUS_MULTIPROC_DIR
   set (the supervisor of `serve` and `hail` makes one for its children:
   `shared_metrics_dir`), prometheus_client adds up the files of every process that
-  wrote there, so whichever gunicorn worker answers, the figures are the same;
+  wrote there, so whichever server worker answers, the figures are the same;
   without it, this process's own.
 * what the buffer's Redis holds now (events waiting, their bytes and age, batches in
   flight, dead letters waiting, the flusher's heartbeat, the StatsD listener's lines
@@ -84,7 +84,8 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 
 
 def _statsd(lines: Mapping) -> Iterator[Metric]:
-    """`received`, `accepted` and `refused_by_reason` lines, as hail/statsd_counts.py counts them."""
+    """`received`, `accepted` and `refused_by_reason` lines, as hail/statsd_counts.py counts
+    them."""
     yield CounterMetricFamily("hailwhale_statsd_lines_received", "StatsD lines received",
                               value=lines["received"])
     yield CounterMetricFamily("hailwhale_statsd_lines_accepted", "StatsD lines buffered as "
@@ -144,7 +145,7 @@ def metrics_openapi() -> dict:
 def shared_metrics_dir() -> Iterator[str]:
     """A directory in PROMETHEUS_MULTIPROC_DIR, inherited by the children started inside.
 
-    Each child that records figures (gunicorn's workers, the flusher) writes them
+    Each child that records figures (the server's workers, the flusher) writes them
     there, and `/metrics` adds them up. The user's own directory if set (made
     if missing, never emptied); else a fresh one, removed on the way out.
     """
@@ -163,7 +164,8 @@ def shared_metrics_dir() -> Iterator[str]:
 
 
 def process_ended(pid: int) -> None:
-    """Forget the live gauges of a process that exited (gunicorn calls it for a worker)."""
+    """Forget the live gauges of a process that exited (the server's master calls it
+    for a worker)."""
     directory = os.environ.get(MULTIPROC_DIR)
     if directory:
         mark_process_dead(pid, directory)

@@ -11,8 +11,8 @@ formulas, shows at most `Limits.query_limit` children per parent (`limit=0`, and
 `Limits.answer_points` points (dimensions x metrics x buckets, the periods of
 /totals together), and a time range at most `Limits.points` buckets per series;
 past these, a 400 that says the bound. Past its `timeout` a
-query stops with a 503. Server workers are gevent greenlets, which no timer can
-interrupt in the middle of Python code, so the deadline is checked between Redis
+query stops with a 503. A query runs in a thread of a server worker, which no timer
+can interrupt in the middle of Python code, so the deadline is checked between Redis
 round trips, each of a bounded number of keys, and between the series computed.
 Parameters are checked and parsed into a Query by whale/query_params.py; a
 Window says which buckets of which period answer it (`windows`).
