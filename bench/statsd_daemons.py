@@ -216,9 +216,18 @@ class HailWhaleStatsd:
         self._redis_process = psutil.Process(redis.pid)
 
     def _totals(self, metrics: list[str], period: str) -> dict:
+        """`/totals`, asked again for up to a minute while it answers 503 (a read past its
+        deadline on a machine the flusher and the bench's neighbours keep busy)."""
         query = urllib.parse.urlencode({"metrics": json.dumps(metrics), "period": period})
-        with urllib.request.urlopen(f"{self.url}/totals?{query}", timeout=30) as answer:
-            return json.loads(answer.read())[period]["_"]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/totals?{query}", timeout=30) as answer:
+                    return json.loads(answer.read())[period]["_"]
+            except urllib.error.HTTPError as error:
+                if error.code != 503 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def total(self) -> int:
         totals = self._totals(["bench.requests", "bench.latency.count"], "1d:1y")
