@@ -9,6 +9,7 @@ measures its subject side by side with its baseline in the same run, so the rati
 hold on a noisy machine; each figure is reported as the median, min and max over
 `--repeat` runs. Scenarios: ingest, batch_ingest, direct_count (bench/ingest.py),
 flush, flush_cluster (bench/flush.py), query (bench/query.py), memory (bench/memory.py),
+capacity (bench/capacity.py: each part's CPU per event, for the README's capacity model),
 statsd (bench/statsd.py: StatsD in, side by side with Etsy's StatsD daemon on Node; one
 search per daemon, not repeated: each takes minutes), soak (bench/paced_soak.py: a node's
 maximum rate, then `--soak-seconds` at 80% of it, judged on flush lag, exactly-once, 5xx
@@ -29,11 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import flush, ingest, memory, paced_soak, query, statsd  # noqa: E402
+from bench import capacity, flush, ingest, memory, paced_soak, query, statsd  # noqa: E402
 from bench.common import CORES, ensure_wrk  # noqa: E402
 
 SCENARIOS = ["ingest", "batch_ingest", "direct_count", "flush", "flush_cluster", "query",
-             "memory", "statsd", "soak"]
+             "memory", "capacity", "statsd", "soak"]
 
 
 def _runners(args: argparse.Namespace) -> list[tuple[list[str], Callable[[], dict]]]:
@@ -48,6 +49,8 @@ def _runners(args: argparse.Namespace) -> list[tuple[list[str], Callable[[], dic
         (["query"], lambda: {"query": query.query(args.repeat, args.seconds)}),
         # memory is deterministic: two runs show it
         (["memory"], lambda: {"memory": memory.memory(min(args.repeat, 2), args.day_events)}),
+        (["capacity"], lambda: {"capacity": capacity.capacity(min(args.repeat, 3), args.events,
+                                                              args.batch)}),
         (["statsd"], lambda: {"statsd": statsd.statsd(quick=args.quick)}),
         # one long run: the soak's figures hold over its whole length, not over repeats
         (["soak"], lambda: {"soak": paced_soak.paced_soak(
