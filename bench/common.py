@@ -199,7 +199,7 @@ def hailwhale(*args: str) -> Process:
 
 
 def bare() -> Process:
-    """The bare Bottle endpoint (`OK`) on HailWhale's server stack (bench/bare.py)."""
+    """The yardstick: a bare Bottle endpoint (`OK`) on gunicorn + gevent (bench/bare.py)."""
     return Process(["-m", "bench.bare"], ready="/count")
 
 
