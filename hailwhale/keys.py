@@ -78,18 +78,6 @@ class KeySpace:
         """HyperLogLog of the distinct ids seen in one bucket."""
         return f"{self.tag(pk, path)}:{interval}:{metric}:u{bucket}"
 
-    def unique_block(self, pk: Path, path: Path, interval: int, metric: str,
-                     block: int) -> str:
-        """HyperLogLog of the distinct ids seen in one block of buckets starting at `block`
-        (whale/rollup.py's UNIQUE_BLOCK): a window's count reads a block, not its buckets."""
-        return f"{self.tag(pk, path)}:{interval}:{metric}:b{block}"
-
-    def unique_blocks_since(self) -> str:
-        """Hash `since`: the time from which every write also fills the unique blocks (a block
-        starting earlier may lack ids counted before blocks were written). Its own tag,
-        which no series' tag (`{<pk>|<dim>}`) can spell."""
-        return f"{self.prefix}:{{unique_blocks}}:since"
-
     def children(self, pk: Path, path: Path) -> str:
         """Sorted set of child segment -> last time an event reached it."""
         return f"{self.tag(pk, path)}:children"

@@ -14,15 +14,14 @@ Window totals (ranking, /totals) never bring the buckets: scripts/window_totals.
 adds each chunk's values up where they are, exactly, and answers a few numbers per
 chunk. A unique series is counted per bucket from the counts its HyperLogLogs cache
 (one MGET a series, whale/numbers.py reads them), and over a window by `PFCOUNT` of the
-union of its blocks of 16 buckets and the buckets at its ends (about 60 HyperLogLogs
-for 720 buckets, not 720).
+union of its buckets.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.resources import files
@@ -33,10 +32,9 @@ from redis import Redis
 from redis.exceptions import NoScriptError
 
 from hailwhale.keys import KeySpace, Path
-from hailwhale.periods import Periods
 from hailwhale.sums import exact_sum
 from whale.numbers import Number, cached_counts, to_numbers, window_total
-from whale.rollup import CHUNK_BUCKETS, SUM, UNIQUE, UNIQUE_BLOCK, window_blocks, window_chunks
+from whale.rollup import CHUNK_BUCKETS, SUM, UNIQUE, window_chunks
 
 _ZERO = b"0"  # an empty bucket, as Redis would spell its sum
 
@@ -96,12 +94,10 @@ class ChunkMemo:
 
 
 class SeriesReads:
-    """The reading half of the Store (whale/store.py), which sets its attributes below."""
+    """The reading half of the Store (whale/store.py), which sets `redis` and `keys`."""
 
     redis: Redis
     keys: KeySpace
-    periods: Periods
-    clock: Callable[[], float]
 
     @cached_property
     def summed(self) -> ChunkMemo:
@@ -251,20 +247,12 @@ class SeriesReads:
     def unique_totals(
         self, series: Sequence[Series], interval: int, window: Sequence[int]
     ) -> list[int]:
-        """Distinct ids over the whole window: PFCOUNT of the union of its HyperLogLogs,
-        a block's where it holds its buckets' ids (whale/rollup.py), else the buckets'."""
-        since = self.redis.hget(self.keys.unique_blocks_since(), "since")
-        if since is not None:  # and a block expires with its first bucket: one kept still
-            kept = self.periods.retention.get(interval, 0)
-            since = max(float(since), self.clock() - kept + interval * UNIQUE_BLOCK)
-        blocks, buckets = window_blocks(window, interval, since)
-        spelled = [str(bucket) for bucket in buckets]
+        """Distinct ids over the whole window: PFCOUNT of the union of its buckets."""
+        spelled = [str(bucket) for bucket in window]
         pipe = self.redis.pipeline(transaction=False)
         for one in series:
-            stem = self.keys.unique_block(one.pk, one.path, interval, one.metric, 0)[:-1]
-            keys = [stem + str(block) for block in blocks]
             # execute_command: as pfcount(), which cluster pipelines refuse
-            pipe.execute_command("PFCOUNT", *keys, *self._unique_keys(one, interval, spelled))
+            pipe.execute_command("PFCOUNT", *self._unique_keys(one, interval, spelled))
         return pipe.execute()
 
     def _unique_keys(self, one: Series, interval: int, buckets: list[str]) -> list[str]:

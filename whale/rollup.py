@@ -10,8 +10,7 @@ batching never changes a total.
 
 A sum series is stored in chunks of CHUNK_BUCKETS buckets (`chunk_of`): the
 boundaries depend on the interval alone, not on the configured lengths, so a
-longer period, or a new one, reads every bucket stored before it. A unique
-series has a HyperLogLog per bucket and one per block of UNIQUE_BLOCK buckets.
+longer period, or a new one, reads every bucket stored before it.
 """
 
 from __future__ import annotations
@@ -35,41 +34,6 @@ UNIQUE = "unique"
 # stays a compact ziplist, a fraction of a hash table's memory (bench/memory.py), and a
 # 720-bucket window is still only 3 to 4 reads per series.
 CHUNK_BUCKETS = 256
-
-
-# A unique metric's ids also go into a HyperLogLog per block of this many buckets, so
-# a window's distinct count (a graph ranked by it, /totals) merges ~60 HyperLogLogs, not
-# 720 (README, Storage). The blocks are fixed by the interval alone, like chunks. A block
-# expires with its first bucket, so no id outlives its own bucket's retention; a window
-# reads a block only while that first bucket is kept (`window_blocks`' `since`).
-UNIQUE_BLOCK = 16
-
-
-def block_of(bucket: int, interval: int) -> int:
-    """The start of the unique block holding a bucket."""
-    return bucket - bucket % (interval * UNIQUE_BLOCK)
-
-
-def window_blocks(window: Sequence[int], interval: int,
-                  since: float | None) -> tuple[list[int], list[int]]:
-    """(blocks, buckets) whose HyperLogLogs hold a window's ids between them, each once:
-    the blocks wholly in the window that start at or after `since` (written whole, and
-    still kept; None: no block is), and every bucket outside those blocks."""
-    blocks: list[int] = []
-    buckets: list[int] = []
-    span = interval * UNIQUE_BLOCK
-    i, n = 0, len(window)
-    while i < n:
-        bucket = window[i]
-        last = i + UNIQUE_BLOCK - 1  # the block's last bucket, if the window holds it
-        if (since is not None and bucket >= since and bucket % span == 0
-                and last < n and window[last] == bucket + span - interval):
-            blocks.append(bucket)
-            i += UNIQUE_BLOCK
-        else:
-            buckets.append(bucket)
-            i += 1
-    return blocks, buckets
 
 
 def chunk_of(bucket: int, interval: int) -> int:
@@ -186,16 +150,10 @@ class Roller:
                     key = keys.series(pk, path, interval, metric, chunk)
                     out.sums[(key, bucket)] += amount
                     out.expire(key, chunk_expiry)
-                if cell.uniques:
-                    block = block_of(bucket, interval)
-                    block_expiry = block + interval + kept  # with its first bucket: see below
                 for metric, idents in cell.uniques.items():
                     key = keys.unique(pk, path, interval, metric, bucket)
                     out.uniques[key].update(idents)
                     out.expire(key, bucket + interval + kept)
-                    key = keys.unique_block(pk, path, interval, metric, block)
-                    out.uniques[key].update(idents)
-                    out.expire(key, block_expiry)
         return out
 
 

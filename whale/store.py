@@ -2,7 +2,7 @@
 
 Writes go out as calls of one Lua script, whale/scripts/apply.lua, that runs a
 list of ops (whale/writes.py builds them from a Rollup): `HINCRBYFLOAT` per
-(series chunk, bucket), `PFADD` per unique bucket and block, `ZADD GT` for the children
+(series chunk, bucket), `PFADD` per unique bucket, `ZADD GT` for the children
 and pk indexes, `HSETNX` for the metric registry, and `EXPIREAT` for each key.
 The script checks every op before its first write, so a piece is written all or
 nothing; a check that fails is a `PoisonWrite`, which no retry can fix. Reads
@@ -87,8 +87,6 @@ class Store(SeriesReads):
         self.cluster = is_cluster(redis)
         self._script = redis.register_script(_SCRIPT)
         self._expiry_sent: dict[str, int] = {}
-        self._blocks_from: float | None = None  # see _record_blocks
-        self._blocks_recorded = 0.0  # when to record it again (monotonic)
         self.piece_args, self.piece_bytes = MAX_ARGS, MAX_BYTES  # per script call
         self._group_count = GroupCommit(self._count_now)
 
@@ -191,35 +189,11 @@ class Store(SeriesReads):
             return None
         return encoded
 
-    def _holds_data(self) -> bool:
-        """Whether anything was counted in this key space: the overall metric registry, or
-        the pk index (an event with a pk writes no overall registry)."""
-        return bool(self.redis.exists(self.keys.metrics(())) or
-                    self.redis.exists(self.keys.pks()))
-
-    def _record_blocks(self) -> None:
-        """Record since when the unique blocks are written (unless recorded already): from
-        before this process's first write, or from the start if nothing was counted yet.
-        A window's count trusts only the blocks that start later (whale/reads.py), so data
-        written before blocks existed (an older HailWhale) is read bucket by bucket.
-        Recorded after a write (a refused write leaves nothing), refreshed now and then,
-        it lives as long as the data it speaks of; once gone, a later time may be
-        recorded: slower reads from then, never a wrong count."""
-        lasts = self.periods.longest
-        key = self.keys.unique_blocks_since()
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hsetnx(key, "since", repr(self._blocks_from))
-        pipe.expire(key, lasts)
-        pipe.execute()
-        self._blocks_recorded = time.monotonic() + min(3600, lasts / 2)
-
     def _piece_marker(self, marker: str, index: int, slot: int) -> str:
         own = f"{marker}:{index}"
         return self.keys.in_slot(own, slot) if self.cluster else own
 
     def _pieces(self, rollup: Rollup) -> list[Piece]:
-        if self._blocks_from is None:  # before this process's first write
-            self._blocks_from = self.clock() if self._holds_data() else 0.0
         sent = self._expiry_sent
         return pieces(rollup, self.cluster, lambda key, at: sent.get(key, 0) >= at,
                       self.piece_args, self.piece_bytes)
@@ -249,9 +223,6 @@ class Store(SeriesReads):
                 if isinstance(reply, Exception):
                     raise poison_or_retry(reply)
             answers += replies
-        if mode == "write" and self._blocks_from is not None and \
-                time.monotonic() >= self._blocks_recorded:
-            self._record_blocks()
         return answers
 
     def _queue(self, pipe, call: Piece, guards: list[str], ttl: int, mode: str) -> None:
