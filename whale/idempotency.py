@@ -16,6 +16,7 @@ import re
 from bottle import BaseRequest
 
 from hailwhale.exceptions import InvalidInput
+from whale.ingest import query_pairs
 
 HEADER = "Idempotency-Key"
 PARAM = "idempotency_key"
@@ -25,8 +26,8 @@ _KEY = re.compile(r"[\x20-\x7e]+")
 
 def request_key(request: BaseRequest) -> str | None:
     """The request's idempotency key, or None; InvalidInput when it is not a valid one."""
-    header = request.headers.get(HEADER)
-    params = request.query.getall(PARAM)
+    header = request.environ.get("HTTP_IDEMPOTENCY_KEY")
+    params = [value for name, value in query_pairs(request.environ) if name == PARAM]
     if len(params) > 1:
         raise InvalidInput(PARAM, "give one idempotency key per request")
     given = [(HEADER, header)] if header is not None else []

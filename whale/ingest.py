@@ -46,6 +46,7 @@ _MAX_FIELDS = 2 * (len(FIELDS) + len(REQUEST_PARAMS))
 # Where read_events notes how many events the request carries, for /metrics
 # (whale/telemetry.py counts them as accepted or refused once the answer is known).
 EVENTS_READ = "hailwhale.events"
+_QUERY = "hailwhale.query"  # where query_pairs keeps what it parsed
 _PIECE = 64 * 1024
 _CHUNK_LINE = 1024  # a chunk-size line with its extensions
 _TRAILERS = 32
@@ -70,8 +71,17 @@ def read_events(
     return [] if request.method == "HEAD" else events
 
 
+def query_pairs(environ: dict) -> list[tuple[str, str]]:
+    """The request's query string as name/value pairs, parsed once (InvalidEvent if it is not
+    UTF-8 or has too many parameters): the counting routes read it here, not from Bottle."""
+    pairs = environ.get(_QUERY)
+    if pairs is None:
+        pairs = environ[_QUERY] = _pairs(_query_string(environ), "query")
+    return pairs
+
+
 def _read(request: BaseRequest, *, periods: Periods, limits: Limits, now: float) -> list[Event]:
-    query = _pairs(_query_string(request.environ), "query")
+    query = query_pairs(request.environ)
     body = read_body(request, limits) if request.method == "POST" else b""
     content_type = request.environ.get("CONTENT_TYPE", "")  # as sent: a boundary has case
     if not _is_json(content_type, body):
