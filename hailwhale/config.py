@@ -46,7 +46,7 @@ class Limits:
     points: int = 5000  # buckets per series in one answer
     statsd_values: int = 100  # values (events) one StatsD line may carry: name:1:2:3|d
     answer_points: int = 1_000_000
-    # gunicorn answers 414 past this (8190 is the most it allows).
+    # hailwhale/server.py answers 414 past this, before the app.
     request_line: int = 8190
 
 

@@ -117,7 +117,8 @@ def _bind(config: Config, port: int, port_how: str) -> list[socket.socket]:
     if not config.statsd_port:
         return [http_socket]
     try:
-        return [http_socket, *bind_statsd(config.host, config.statsd_port)]
+        return [http_socket, *bind_statsd(config.host, config.statsd_port,
+                                          config.statsd_receive_buffer)]
     except OSError as error:
         http_socket.close()
         raise _unusable("StatsD (UDP and TCP)", config.host, config.statsd_port, error,
