@@ -46,7 +46,9 @@ setup(
                  "supervisor>=4.2", "playwright",
                  "lupa>=2",  # fakeredis runs Lua scripts (the store's apply.lua) with lupa
                  "schemathesis>=4.0,<5",  # tests/test_schemathesis.py drives its CLI
-                 "statsd>=4", "datadog>=0.49"],  # real StatsD/DogStatsD clients (tests)
+                 "statsd>=4", "datadog>=0.49",  # real StatsD/DogStatsD clients (tests)
+                 # tests/test_soak.py runs the bench's soak, yardstick (bench/bare.py) included
+                 "gevent>=22.10", "gunicorn[gevent]>=21.2"],
     },
     entry_points={"console_scripts": ["hailwhale = hailwhale.cli:main"]},
     classifiers=[

@@ -7,7 +7,8 @@ In one run:
 1. warm: 2 s of single-event GET /count as fast as the node answers;
 2. bare: the same load on the yardstick (a bare Bottle `OK`, bench/bare.py), for scale;
 3. max: the node's maximum rate, with the load generator (wrk, bench/pace.lua) the soak
-   then uses: the CPU it takes from the node is the same in both (reported for each);
+   then uses: the CPU it takes from the node is the same in both (reported for each), and
+   with the soak's observers (below) already watching;
 4. soak: `seconds` at 80% of that rate, paced, while the node's /health is sampled every
    0.25 s (the oldest event not yet flushed), a marker event every 0.5 s is timed from
    its OK until the store shows it, a reader polls `/plotpoints` every second, and the
@@ -142,8 +143,17 @@ def paced_soak(seconds: float = 60, max_seconds: float = 10, threads: int = THRE
             with bare() as baseline:
                 yardstick = pace.run(f"{baseline.url}/count", "bare", max_seconds, threads)
             cpu = NodeCpu(node.process.pid, buffer)
+            # The maximum under the soak's own observers (its /health sampling, markers and
+            # graph reader, on their own series): 80% of it is then a rate the node can
+            # keep while it is watched, which the same machine's cores must also serve.
+            observers = [LagWatcher(node.url), MarkerWatcher(node.url, whale.url, "marker_max"),
+                         GraphReader(whale.url, "max")]
+            for observer in observers:
+                observer.start()
             top = pace.run(count_url, "max", max_seconds, threads)
             node_cores_max, flusher_cores_max, redis_cores_max = cpu.cores()
+            for observer in observers:
+                observer.stop()
             loads.append(top)
             details["max_drained_in_s"] = round(_drain(node.url), 2)
 

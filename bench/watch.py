@@ -158,10 +158,11 @@ class MarkerWatcher(Watcher):
     every = 0.5
     POLL = 0.1
 
-    def __init__(self, node_url: str, whale_url: str) -> None:
+    def __init__(self, node_url: str, whale_url: str, dimension: str = "marker") -> None:
         super().__init__()
         self.node = node_url.removeprefix("http://")
-        self.totals = (f"{whale_url}/totals?dimensions=marker&period=15s:3h&metrics="
+        self.dimension = dimension
+        self.totals = (f"{whale_url}/totals?dimensions={dimension}&period=15s:3h&metrics="
                        + urllib.parse.quote('["hits"]'))
         self.sent: list[float] = []  # when each acknowledged marker was answered
         self.lags: list[float] = []
@@ -173,7 +174,7 @@ class MarkerWatcher(Watcher):
     def sample(self, elapsed: float) -> None:
         connection = http.client.HTTPConnection(self.node, timeout=10)
         try:
-            connection.request("GET", "/count?dimensions=marker")
+            connection.request("GET", f"/count?dimensions={self.dimension}")
             answer = connection.getresponse()
             if (answer.status, answer.read()) == (200, b"OK"):
                 self.sent.append(time.monotonic())
@@ -188,7 +189,7 @@ class MarkerWatcher(Watcher):
         while not self.caught_up.wait(self.POLL):
             try:
                 status, totals = get_json(self.totals, timeout=10)
-                seen = int(totals["15s:3h"]["marker"]["hits"]) if status == 200 else None
+                seen = int(totals["15s:3h"][self.dimension]["hits"]) if status == 200 else None
             except (OSError, http.client.HTTPException, ValueError, KeyError):
                 continue
             now = time.monotonic()
