@@ -4,15 +4,16 @@ One `hailwhale hail` node (its own buffer Redis and flusher, default settings)
 feeds a store; `hailwhale serve --no-buffer` on the store answers a reader's graph.
 In one run:
 
-1. warm: 2 s of single-event GET /count as fast as the node answers;
+1. warm: 2 s of single-event GET /count as fast as the node answers, on the soak's
+   connections;
 2. bare: the same load on the yardstick (a bare Bottle `OK`, bench/bare.py), for scale;
 3. max: the node's maximum rate, with the load generator (wrk, bench/pace.lua) the soak
    then uses: the CPU it takes from the node is the same in both (reported for each), and
    with the soak's observers (below) already watching;
-4. soak: `seconds` at 80% of that rate, paced, while the node's /health is sampled every
-   0.25 s (the oldest event not yet flushed), a marker event every 0.5 s is timed from
-   its OK until the store shows it, a reader polls `/plotpoints` every second, and the
-   node's memory is sampled every second.
+4. soak: `seconds` at 80% of that rate, paced over twice the connections, while the
+   node's /health is sampled every 0.25 s (the oldest event not yet flushed), a marker
+   event every 0.5 s is timed from its OK until the store shows it, a reader polls
+   `/plotpoints` every second, and the node's memory is sampled every second.
 
 Between phases the buffer drains. At the end every phase's events are checked
 against the store: each acknowledged request counted once, none lost, none doubled
@@ -138,7 +139,9 @@ def paced_soak(seconds: float = 60, max_seconds: float = 10, threads: int = THRE
         loads: list[pace.Load] = []
         try:
             count_url = f"{node.url}/count"
-            loads.append(pace.run(count_url, "warm", min(2, max_seconds), threads))
+            # as many connections as the soak: the server's threads for them exist before
+            # memory is watched
+            loads.append(pace.run(count_url, "warm", min(2, max_seconds), 2 * threads))
             _drain(node.url)
             with bare() as baseline:
                 yardstick = pace.run(f"{baseline.url}/count", "bare", max_seconds, threads)
@@ -166,7 +169,10 @@ def paced_soak(seconds: float = 60, max_seconds: float = 10, threads: int = THRE
                 watcher.start()
             cpu.reset()
             details["cpu_pressure_before"] = _cpu_pressure()
-            soak = pace.run(count_url, "soak", seconds, threads, rate=share * top.rate)
+            # Twice the connections, each at half the pace: a connection waits for its answer
+            # before the next request, so with as many as at the maximum the rate would be
+            # capped by the latency (32 / 20 ms), not set by the schedule.
+            soak = pace.run(count_url, "soak", seconds, 2 * threads, rate=share * top.rate)
             node_cores_soak, flusher_cores_soak, redis_cores_soak = cpu.cores()
             details["cpu_pressure_after"] = _cpu_pressure()
             for watcher in watchers:
