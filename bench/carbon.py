@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import terminate
 from hailwhale.processes import free_port
 
 CARBON = "/usr/bin/carbon-cache"
@@ -154,13 +155,7 @@ class Carbon:
         return self.path(metric).exists() and self.stored([metric], 0) > 0
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.log.close()
         self.tmp.cleanup()
 

@@ -146,6 +146,17 @@ def _env() -> dict[str, str]:
     return clean
 
 
+def terminate(process: subprocess.Popen, timeout: float = 20) -> None:
+    """Stop a child: SIGTERM, then SIGKILL if it is still there after `timeout` s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class Process:
     """A server child on a free port until stopped; ready once `url + ready` answers 200."""
 
@@ -178,13 +189,7 @@ class Process:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
     def __enter__(self) -> Process:
         return self
