@@ -173,6 +173,7 @@ class GranianServer:
                  client_timeout: int = 10, request_line: int = 8190,
                  forwarded_allow_ips: Sequence[str] = (), fd: int | None = None):
         self.app_factory = app_factory
+        self.master_pid = os.getpid()  # this process serves as granian's master
         self.request_line = request_line
         self.forwarded_allow_ips = tuple(forwarded_allow_ips)
         self.master = _Master(
@@ -185,8 +186,9 @@ class GranianServer:
             respawn_failed_workers=True, workers_kill_timeout=GRACEFUL_TIMEOUT)
 
     def _worker_app(self, _target: str) -> Callable:
-        """The app of one worker: it exits with its master, even a SIGKILLed one."""
-        die_with_parent(os.getppid())()
+        """The app of one worker: it exits with its master, even a SIGKILLed one (and at
+        once if the master died while it started: its parent is then no longer the master)."""
+        die_with_parent(self.master_pid)()
         return RequestBounds(self.app_factory(), self.request_line, self.forwarded_allow_ips)
 
     def run(self) -> None:

@@ -9,10 +9,11 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from hailwhale.processes import free_port
+from hailwhale.processes import alive, free_port
 from hailwhale.server import BACKLOG, listen
 from tests.servers import command_env, wait_for
 
@@ -128,3 +129,30 @@ def test_the_listening_socket_refuses_nagle_for_every_accepted_connection():
     finally:
         sock.close()
     assert BACKLOG >= 1024
+
+
+def _serving(port: int) -> list[int]:
+    """The pids of processes started as the test server on `port` (master and workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if entry.name.isdigit() and argv[-2:] == [str(port).encode(), b""] and \
+                b"GranianServer" in b"".join(argv) and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("after", [0.0, 0.01, 0.05])
+def test_no_worker_outlives_a_master_killed_while_it_starts(after):
+    """The master SIGKILLed `after` s from forking its worker: the worker may not have set
+    itself to die with its parent yet; it must still exit, not serve on as an orphan."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", SERVER_APP, str(port)], env=command_env())
+    wait_for(lambda: len(_serving(port)) > 1, timeout=30, what="the worker to be forked")
+    time.sleep(after)
+    process.kill()
+    process.wait(timeout=20)
+    wait_for(lambda: not _serving(port), timeout=10, what="the worker to exit with its master")
