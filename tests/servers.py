@@ -12,10 +12,21 @@ import urllib.error
 import urllib.request
 from email.message import Message
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 from hailwhale.processes import free_port
 
 HAILWHALE = [sys.executable, "-m", "hailwhale.cli"]
+
+
+def lacking(what: str) -> NoReturn:
+    """A test that needs `what` (a program the machine lacks, and how to get it): skipped
+    on a developer's machine, failed under CI (CI=true), where .ci/run installs it."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what}: CI must have it (.ci/run installs it)")
+    pytest.skip(what)
 
 
 def wait_for(predicate, timeout: float = 10, what: str = "the condition"):

@@ -15,6 +15,7 @@ import pytest
 from bench import pace
 from bench.paced_soak import paced_soak
 from bench.soak import soak
+from tests.servers import lacking
 
 
 def test_short_soak_counts_exactly_what_was_acknowledged():
@@ -28,8 +29,9 @@ def test_short_soak_counts_exactly_what_was_acknowledged():
     assert figures["rss_mb_end"] - figures["rss_mb_warm"] < 40
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is missing (apt-get install wrk)")
 def test_paced_soak_checks_every_answered_request():
+    if shutil.which("wrk") is None:
+        lacking("wrk is not installed (apt-get install wrk)")
     scenario = paced_soak(seconds=2, max_seconds=1, threads=4)
     figures = {name: value["median"] for name, value in scenario["figures"].items()}
     print(json.dumps(scenario["details"]))
