@@ -145,13 +145,13 @@ def add_error_handling(app: Bottle, unavailable: str = STORE_UNAVAILABLE) -> Non
     itself, with the same answer, after the access check.
     """
     bottle.debug(False)  # never a traceback in a response
-    counting: set[str] = set()  # the paths of ingest routes, once the app has its routes
+    counting: frozenset[str] | None = None  # the ingest routes' paths, once all are added
 
     @app.hook("before_request")
     def utf8_query() -> None:
-        if not counting:
-            counting.update(route.rule for route in app.routes if route.config.get("ingest"))
-            counting.add("")  # known, even for an app without one
+        nonlocal counting
+        if counting is None:
+            counting = frozenset(route.rule for route in app.routes if route.config.get("ingest"))
         if request.environ["PATH_INFO"] in counting:
             return  # whale/ingest.py parses and checks it, once (a third of a /count here)
         try:
