@@ -22,18 +22,19 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 
 from bench.common import PERIODS, Figures, redis_server, workload
-from hail.buffer import Buffer
+from bench.flush import buffered
 from hail.flusher import Flusher
 from hailwhale.events import Event
 from hailwhale.keys import KeySpace
 from whale.connect import client as connect
 from whale.store import Store
 
-REQUEST = 100  # events a push carries, as batch ingest sends them
+T = TypeVar("T")
 
 
 def redis_cpu(clients: list[redis.Redis]) -> float:
@@ -45,30 +46,24 @@ def redis_cpu(clients: list[redis.Redis]) -> float:
     return total
 
 
-def cost(clients: list[redis.Redis], action: Callable[[], object]) -> tuple[float, float]:
-    """(Redis CPU seconds, this process's CPU seconds) that `action` took."""
+def cost(clients: list[redis.Redis], action: Callable[[], T]) -> tuple[float, float, T]:
+    """(Redis CPU seconds, this process's CPU seconds) that `action` took, and its result."""
     redis_before, own_before = redis_cpu(clients), time.process_time()
-    action()
-    return redis_cpu(clients) - redis_before, time.process_time() - own_before
+    result = action()
+    return redis_cpu(clients) - redis_before, time.process_time() - own_before, result
 
 
 def one_pass(buffer_redis: redis.Redis, store: Store, store_nodes: list[redis.Redis],
              events: list[Event], batch: int, now: float, figures: Figures | None,
              where: str) -> None:
     """Push `events`, flush them into `store`; their costs into `figures` (None: warm-up)."""
-    buffer = Buffer(buffer_redis, KeySpace("capacity"), max_events=len(events) + 1,
-                    name=f"capacity-{where}")
     memory_before = buffer_redis.info("memory")["used_memory"]
-
-    def push() -> None:
-        for first in range(0, len(events), REQUEST):
-            buffer.push(events[first:first + REQUEST], now)
-
-    push_cpu, _ = cost([buffer_redis], push)
+    push_cpu, _, buffer = cost([buffer_redis],
+                               lambda: buffered(buffer_redis, events, now, f"capacity-{where}"))
     waiting = buffer_redis.info("memory")["used_memory"] - memory_before
     flusher = Flusher(buffer, store, batch_size=batch)
     store_before = redis_cpu(store_nodes)
-    claim_cpu, flusher_cpu = cost([buffer_redis], flusher.flush_all)
+    claim_cpu, flusher_cpu, _ = cost([buffer_redis], flusher.flush_all)
     store_cpu = redis_cpu(store_nodes) - store_before
     if figures is None:
         return
@@ -119,7 +114,7 @@ def capacity(repeat: int, events_count: int, batch: int) -> dict:
         for client in (buffer_redis, single, spread, *masters):
             client.close()
     return {
-        "what": f"{events_count} seed-workload events pushed in requests of {REQUEST}, then "
+        "what": f"{events_count} seed-workload events pushed in requests of 100, then "
                 f"flushed in batches of {batch} by one flusher: the CPU each Redis main "
                 "thread and the flusher spend per event, and the buffer's memory per "
                 "waiting event; the store as one Redis and as a 3-master cluster",

@@ -22,7 +22,8 @@ from whale.connect import client as connect
 from whale.store import Store
 
 
-def _buffered(buffer_redis, events: list[Event], now: float, name: str) -> Buffer:
+def buffered(buffer_redis, events: list[Event], now: float, name: str) -> Buffer:
+    """A Hail buffer `name` holding `events`, pushed in requests of 100 as batch ingest sends."""
     buffer = Buffer(buffer_redis, KeySpace("bench"), max_events=len(events) + 1, name=name)
     for first in range(0, len(events), 100):
         buffer.push(events[first:first + 100], now)
@@ -32,7 +33,7 @@ def _buffered(buffer_redis, events: list[Event], now: float, name: str) -> Buffe
 def flusher_rate(buffer_redis, store_redis, events: list[Event], batch: int, now: float,
                  name: str = "hail") -> tuple[float, float]:
     """Events/s (wall clock) and events per CPU second of one flusher draining `events`."""
-    buffer = _buffered(buffer_redis, events, now, name)
+    buffer = buffered(buffer_redis, events, now, name)
     flusher = Flusher(buffer, Store(store_redis, PERIODS, KeySpace("flushed"),
                                     clock=lambda: now), batch_size=batch)
     wall, cpu = time.perf_counter(), time.process_time()
