@@ -39,7 +39,8 @@ setup(
         # bench/json_libs.py measures orjson against the user's simplejson (README)
         "bench": ["simplejson>=3.17",
                   # bench/bare.py: the yardstick of issue 15, the server stack before granian
-                  "gevent>=22.10", "gunicorn[gevent]>=21.2"],
+                  "gevent>=22.10", "gunicorn[gevent]>=21.2",
+                  "psutil>=5.9"],  # the daemons' CPU and memory (bench/watch.py, statsd_daemons.py)
         "test": ["pytest>=7", "fakeredis>=2.20", "hypothesis>=6", "pytest-timeout>=2.1", "ruff",
                  "pytest-xdist>=3",  # make test: two workers, one per core
                  "import-linter>=2.1",  # tests/test_layers.py: the layers import one way
@@ -48,7 +49,7 @@ setup(
                  "schemathesis>=4.0,<5",  # tests/test_schemathesis.py drives its CLI
                  "statsd>=4", "datadog>=0.49",  # real StatsD/DogStatsD clients (tests)
                  # tests/test_soak.py runs the bench's soak, yardstick (bench/bare.py) included
-                 "gevent>=22.10", "gunicorn[gevent]>=21.2"],
+                 "gevent>=22.10", "gunicorn[gevent]>=21.2", "psutil>=5.9"],
     },
     entry_points={"console_scripts": ["hailwhale = hailwhale.cli:main"]},
     classifiers=[

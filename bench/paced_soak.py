@@ -29,6 +29,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import psutil
+
 from bench import pace
 from bench.common import Figures, bare, hailwhale, redis_server
 from bench.watch import (
@@ -123,8 +125,8 @@ class NodeCpu:
 def _is_flusher(pid: int) -> bool:
     """Whether `pid` is a `hailwhale flush` child (the node runs its flusher as one)."""
     try:
-        return b"\0flush\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        return "flush" in psutil.Process(pid).cmdline()
+    except psutil.NoSuchProcess:
         return False
 
 

@@ -13,11 +13,10 @@ import statistics
 import threading
 import time
 import urllib.parse
-from pathlib import Path
+
+import psutil
 
 from hailwhale.embedded import RedisServer
-
-CLOCK_TICKS = 100  # USER_HZ: /proc's CPU times are in 1/100 s on Linux
 
 
 def get_json(url: str, timeout: float = 30) -> tuple[int, dict]:
@@ -32,52 +31,37 @@ def get_json(url: str, timeout: float = 30) -> tuple[int, dict]:
         connection.close()
 
 
-def _proc_children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
 def process_tree(pids: list[int]) -> list[int]:
-    """These processes and all their descendants."""
-    seen: list[int] = []
-    todo = list(pids)
-    while todo:
-        pid = todo.pop()
-        if pid not in seen:
-            seen.append(pid)
-            todo.extend(_proc_children(pid))
-    return seen
+    """These processes and all their descendants (those still running)."""
+    tree: list[int] = []
+    for pid in pids:
+        try:
+            parent = psutil.Process(pid)
+            tree += [pid, *(child.pid for child in parent.children(recursive=True))]
+        except psutil.NoSuchProcess:
+            continue
+    return tree
 
 
 def rss_mb(pids: list[int]) -> float:
     """Resident memory of these processes and all their descendants, in MiB."""
-    total = 0
-    for pid in process_tree(pids):
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return round(total / 1024, 1)
+    return round(sum(_each(process_tree(pids), lambda p: p.memory_info().rss)) / 2**20, 1)
 
 
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds these processes (not their descendants) have used."""
-    total = 0
+    return sum(_each(pids, lambda p: p.cpu_times().user + p.cpu_times().system))
+
+
+def _each(pids: list[int], read) -> list:
+    """`read(process)` of each of `pids` still running."""
+    found = []
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
+            found.append(read(psutil.Process(pid)))
+        except psutil.NoSuchProcess:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLOCK_TICKS
+    return found
 
 
 def slope_per_minute(samples: list[tuple[float, float]]) -> float:
