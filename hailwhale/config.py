@@ -124,6 +124,8 @@ _POSITIVE = {"buffer_max", "buffer_max_bytes", "flush_batch", "flush_batch_bytes
              "client_timeout", "idempotency_window", "health_max_lag", "query_timeout"}
 _NUMBERS = {"port", "hail_port", "statsd_port", "statsd_receive_buffer", "workers",
             "flush_interval"} | _FLOATS | _POSITIVE
+# What the kernel takes: SO_RCVBUF is a C int (Linux caps it at net.core.rmem_max anyway).
+_MOST = {"statsd_receive_buffer": 2**31 - 1}
 ENV_VARS = dict(_ENV)
 
 
@@ -138,6 +140,8 @@ def _convert(name: str, value: object) -> object:
             raise ConfigError(f"{name} must be a number, not {value!r}") from None
         if number < 0 or (number == 0 and name in _POSITIVE):
             raise ConfigError(f"{name} must be positive, not {value!r}")
+        if number > _MOST.get(name, number):
+            raise ConfigError(f"{name} must be at most {_MOST[name]}, not {value!r}")
         return number
     if name in ("cors_origins", "forwarded_allow_ips") and isinstance(value, str):
         return tuple(origin.strip() for origin in value.split(",") if origin.strip())

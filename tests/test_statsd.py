@@ -20,8 +20,9 @@ from hail.statsd import StatsdListener
 from hail.statsd_counts import line_counts
 from hail.statsd_lines import LineReader
 from hail.statsd_sockets import MAX_LINE, bind_statsd
-from hailwhale.config import Limits
+from hailwhale.config import Limits, load_config
 from hailwhale.events import Event, parse_event
+from hailwhale.exceptions import ConfigError
 from hailwhale.keys import KeySpace
 from hailwhale.periods import DEFAULT_PERIODS, Periods
 from hailwhale.processes import free_port
@@ -223,6 +224,13 @@ def test_the_udp_socket_asks_for_the_receive_buffer_configured():
         finally:
             udp.close()
             tcp.close()
+
+
+def test_a_receive_buffer_past_what_the_kernel_takes_is_a_config_error():
+    with pytest.raises(ConfigError, match="statsd_receive_buffer must be at most 2147483647"):
+        load_config({"HAILWHALE_STATSD_RECEIVE_BUFFER": "99999999999"})
+    assert load_config({"HAILWHALE_STATSD_RECEIVE_BUFFER": "2147483647"}
+                       ).statsd_receive_buffer == 2**31 - 1
 
 
 class StalledBuffer(Buffer):
