@@ -165,9 +165,12 @@ class Watched:
         self.errors: list[str] = []
         self.allowed: list[re.Pattern] = []
         self.requests: list[str] = []
+        self.refused: list[str] = []  # `status URL` of each answer over 399: which one failed
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
         self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.on("response", lambda answer: answer.status >= 400 and self.refused.append(
+            f"{answer.status} {answer.url}"))
 
     def _console(self, message) -> None:
         if message.type == "error":
@@ -178,7 +181,7 @@ class Watched:
 
     def check(self) -> None:
         unexpected = [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
-        assert not unexpected, f"console errors: {unexpected}"
+        assert not unexpected, f"console errors: {unexpected}; refused: {self.refused}"
 
 
 PLUGIN = ["css/hailwhale.css", "js/hailwhale.client.js", "js/hailwhale.format.js",
