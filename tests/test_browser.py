@@ -482,6 +482,19 @@ def test_dashboard_drills_down_and_keeps_the_choice_in_the_url(whale, watched):
     assert set(series(page, "#graph")) == {SALES, P1, P2}
 
 
+def test_dashboard_side_lists_ask_the_graphs_range_not_its_first_stamp(whale, watched):
+    """The children list asked /dimensions from the first drawn bucket's stamp: refused
+    (400) once the next bucket started, or at once with `range`, since that bucket starts
+    before the range's `from`. It asks for the range the graph asked for, in its period."""
+    page = watched.page
+    page.goto(whale + "/?dimension=sales&range=1h")
+    page.wait_for_selector("#graph[data-hailwhale-state=ready]")
+    page.wait_for_function("() => document.querySelectorAll('#children li button').length === 3")
+    side = [url for url in watched.requests if "/dimensions?" in url]
+    assert side and all("from=-1h" in url and "period=15s%3A1h" in url for url in side), side
+    assert page.locator("#children .name").all_inner_texts() == ["p1", "p2", "p3"]
+
+
 def test_dashboard_and_graph_js_with_a_read_key(redis_server, browser, other_origin):
     # With a read key, CORS is off unless origins are named: name the embedding page's.
     page_origin = "/".join(other_origin.put("/probe.html", "").split("/")[:3])

@@ -245,7 +245,16 @@
         var hidden = draw.hidden;
         lastDraw = $.extend({depth: state.depth, why: hidden && hidden.small === 0
             ? 'past the limit per parent' : 'under the threshold or past the limit'}, draw);
-        var params = {metrics: draw.metrics[0], period: draw.period, from: draw.from, to: draw.to};
+        // The range the graph asked for, in the period that answered (as the plugin's own
+        // /totals and /dimensions do), not the drawn buckets' stamps: the first bucket of a
+        // live window is older than the period keeps once the next bucket starts.
+        var asked = hw.graphParams($.extend({metric: draw.metrics[0]}, draw.range));
+        var params = {metrics: draw.metrics[0], period: draw.period};
+        $.each(['from', 'to'], function (i, name) {
+            if (asked[name] !== undefined) {
+                params[name] = asked[name];
+            }
+        });
         if (state.pk) {
             params.pk = state.pk;
         }
