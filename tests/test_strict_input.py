@@ -13,9 +13,11 @@ import http.client
 import io
 import json
 import socket
+import struct
 import threading
 import time
 import urllib.parse
+import urllib.request
 
 import pytest
 from bottle import Bottle, request
@@ -440,17 +442,84 @@ def server_totals(url: str, **params: object) -> dict:
         return json.loads(answer.read())["15s:3h"]
 
 
-def test_an_ordinary_chunked_post_counts_under_gunicorn(server, redis_url):
+def test_an_ordinary_chunked_post_counts_under_the_server(server, redis_url):
     event = b'{"dimensions": {"chunky": "json"}, "metrics": {"n": 2}}'
     assert post_chunked(server.port, "/count_now", [event[:9], event[9:]], JSON) == (200, b"OK")
     form = b"dimensions=%5B%22chunky%22%2C%22form%22%5D&metrics=n"
-    assert post_chunked(server.port, "/count", [form[:5], form[5:]], FORM) == (200, b"OK")
+    multipart = {"Content-Type": "multipart/form-data; boundary=XX"}
+    parts = b"".join(b'--XX\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+                     % pair for pair in ((b"dimensions", b'["chunky","form"]'),
+                                         (b"metrics", b"n")))
+    # a chunked urlencoded form is refused (below); a multipart one marks its own end
+    assert post_chunked(server.port, "/count", [form[:5], form[5:]], FORM)[0] == 400
+    assert post_chunked(server.port, "/count", [parts[:30], parts[30:] + b"--XX--\r\n"],
+                        multipart) == (200, b"OK")
     batch = json.dumps([{"dimensions": {"chunky": f"b{i:04}" + "é" * 150}} for i in range(1000)])
     assert 300 * 1024 < len(batch.encode()) < MiB  # over Bottle's 100 KiB, under our 1 MiB
     pieces = [batch.encode()[i:i + 8192] for i in range(0, len(batch.encode()), 8192)]
     assert post_chunked(server.port, "/count_now", pieces, JSON)[0] == 200
     counted = server_totals(server.url, dimensions="chunky", metrics=["hits", "n"], limit=0)
     assert counted["chunky"] == {"hits": 1002, "n": 3}
+
+
+def raw_post(port: int, request: bytes, cut: str = "") -> bytes:
+    """Send `request` as it is; `cut`: then half-close, or reset, as a client that went
+    away mid-body. The answer (none after a cut: the server closes at the end of input)."""
+    connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+    connection.sendall(request)
+    if cut == "half-close":
+        connection.shutdown(socket.SHUT_WR)
+    elif cut == "reset":
+        time.sleep(0.2)
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
+        return b""
+    answer = b""
+    while not answer.endswith(b"}") and not answer.endswith(b"OK"):
+        part = connection.recv(65536)
+        if not part:
+            break
+        answer += part
+    connection.close()
+    return answer
+
+
+def chunked_head(path: str, headers: str) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: test\r\n{headers}"
+            "Transfer-Encoding: chunked\r\n\r\n").encode()
+
+
+def test_a_chunked_form_is_refused_since_a_cut_one_reads_as_whole(server, redis_url):
+    """The attack: granian reads a chunked body cut off, or with a bad chunk, as if it
+    ended there. A form cut after `dimensions=ab` counted `ab`, and used up its
+    Idempotency-Key, so the client's whole retry was dropped. Chunked bodies that do not
+    mark their own end (urlencoded, empty) are refused; JSON and multipart still come."""
+    form_type = "Content-Type: application/x-www-form-urlencoded\r\n"
+    whole = b"dimensions=cutform&metrics=n"
+    status, body = post_chunked(server.port, "/count_now", [whole], FORM)
+    assert (status, json.loads(body)["param"]) == (400, "body")
+    assert b"Content-Length" in body
+    # cut off, with an Idempotency-Key, then sent again whole, as the README says to retry
+    keyed = chunked_head("/count_now", form_type + "Idempotency-Key: cut-1\r\n")
+    for cut in ("half-close", "reset"):
+        raw_post(server.port, keyed + b"%x\r\n%s\r\n" % (14, whole[:14]), cut)
+    time.sleep(0.5)
+    retry = urllib.request.Request(f"{server.url}/count_now", data=whole, method="POST",
+                                   headers={"Idempotency-Key": "cut-1", **FORM})
+    with urllib.request.urlopen(retry, timeout=10) as answer:
+        assert answer.status == 200
+    # an event in the query string and a bad chunk for a body: refused, not counted
+    garbled = raw_post(server.port, chunked_head("/count_now?dimensions=cutform", "")
+                       + b"ZZZZ\r\n")
+    assert garbled.startswith(b"HTTP/1.1 400 "), garbled[:200]
+    # a JSON event cut off does not parse; a multipart form cut off lacks its end
+    event = b'{"dimensions": "cutform", "metrics": {"n": 1}}'
+    raw_post(server.port, chunked_head("/count_now", "Content-Type: application/json\r\n")
+             + b"%x\r\n%s\r\n" % (30, event[:30]), "half-close")
+    time.sleep(0.5)
+    counted = server_totals(server.url, metrics=["hits", "n"], limit=0)
+    assert counted["cutform"] == {"hits": 1, "n": 1}
+    assert "cutfo" not in counted and "cut" not in counted
 
 
 def test_a_body_chunked_twice_is_refused_at_the_limit_without_being_read(server, redis_url):

@@ -85,6 +85,11 @@ def _read(request: BaseRequest, *, periods: Periods, limits: Limits, now: float)
     body = read_body(request, limits) if request.method == "POST" else b""
     content_type = request.environ.get("CONTENT_TYPE", "")  # as sent: a boundary has case
     if not _is_json(content_type, body):
+        if request.method == "POST" and _unframed(request.environ, content_type):
+            raise InvalidEvent("body", "a chunked body must be JSON or multipart/form-data: "
+                                       "a form or an empty body cut off on its way cannot be "
+                                       "told from a whole one; send forms with a "
+                                       "Content-Length")
         form = _form(content_type, body) if body.strip() else []
         if request.method == "POST" and not query and not form:
             raise InvalidEvent("body", "this POST carries no event: send a JSON or form body, "
@@ -131,6 +136,21 @@ def read_body(request: BaseRequest, limits: Limits) -> bytes:
         body = b""
     environ["hailwhale.body"] = body
     return body
+
+
+def _unframed(environ: dict, content_type: str) -> bool:
+    """Whether a body that is not JSON came chunked through a server that decoded the
+    chunks, and would not end with a mark of its own: urlencoded or empty.
+
+    granian reads a chunked body that is cut off (the client went away) or malformed as
+    if it had ended there, with no error, so a form cut after `dimensions=ab` would count
+    `ab`, and use up its Idempotency-Key. JSON cut anywhere does not parse, and multipart
+    lacks its closing boundary (a defect), so those still come chunked.
+    """
+    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return False
+    multipart = content_type.split(";")[0].strip().lower() == "multipart/form-data"
+    return not multipart and _server_dechunks(environ, environ.get("wsgi.input"))
 
 
 def _server_dechunks(environ: dict, stream: object) -> bool:
