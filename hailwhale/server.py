@@ -19,6 +19,7 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import resource
 import socket
 from collections.abc import Callable, Iterable, Sequence
 
@@ -35,6 +36,11 @@ BACKLOG = 2048  # connections waiting to be accepted
 # Python threads a worker runs requests in, at most: a client that stalls in its body
 # holds one of them until it hangs up, so there are many (idle ones exit after 30 s).
 THREADS = 512
+# Connections a worker holds open at once, idle ones included (each until its client
+# timeout): past this the worker accepts no more, so it is well over THREADS. At 512, 1,100
+# idle connections kept every request waiting ~9.5 s (the attack review); each costs a
+# socket and a few KiB, and the open-files limit is raised to hold them (_open_files).
+CONNECTIONS = 8192
 FIELDS = 100  # header fields a request may carry (hyper's own bound: past it, a 431)
 FIELD_SIZE = 8190  # bytes of one header line, `Name: value`
 # Headers that say a proxy in front spoke HTTPS to the client (gunicorn's defaults).
@@ -180,7 +186,7 @@ class GranianServer:
             fd, target="hailwhale", address=host, port=port, interface=Interfaces.WSGI,
             workers=workers or os.cpu_count() or 1, blocking_threads=THREADS,
             runtime_mode=RuntimeModes.st, http=HTTPModes.http1, backlog=BACKLOG,
-            backpressure=THREADS,
+            backpressure=CONNECTIONS,
             http1_settings=HTTP1Settings(header_read_timeout=client_timeout * 1000),
             log_enabled=True, log_level="error", log_access=False,  # not its thread-count warning
             respawn_failed_workers=True, workers_kill_timeout=GRACEFUL_TIMEOUT)
@@ -192,4 +198,14 @@ class GranianServer:
         return RequestBounds(self.app_factory(), self.request_line, self.forwarded_allow_ips)
 
     def run(self) -> None:
+        _open_files(CONNECTIONS + 1024)  # the workers inherit it
         self.master.serve(target_loader=self._worker_app)
+
+
+def _open_files(wanted: int) -> None:
+    """Raise this process's soft limit of open files to `wanted`, or as far as the hard
+    limit allows (1024 is a common soft limit: a worker could hold ~1,000 connections)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))

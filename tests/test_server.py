@@ -3,6 +3,7 @@ a graceful SIGTERM, and no Nagle stall on the sockets it accepts."""
 
 from __future__ import annotations
 
+import resource
 import signal
 import socket
 import subprocess
@@ -28,7 +29,8 @@ def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"done"]
 
-GranianServer(lambda: app, "127.0.0.1", int(sys.argv[1]), 1, client_timeout=1,
+GranianServer(lambda: app, "127.0.0.1", int(sys.argv[1]), 1,
+              client_timeout=int(sys.argv[2]) if len(sys.argv) > 2 else 1,
               request_line=1000).run()
 """
 
@@ -94,6 +96,30 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_client_timeout(server
         # kept alive, then idle: hung up after client_timeout (1 s), well before 10 s
         assert sock.recv(65536) == b""
         assert time.monotonic() - answered > 0.5  # not at once: it was kept alive
+
+
+def test_idle_connections_by_the_thousand_leave_room_for_requests():
+    """The attack: 1,100 connections that never sent a byte filled every place a worker
+    had (as many as its 512 threads), and each request waited for them to time out (10
+    s). A worker holds thousands; this request is answered while they are still open."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", SERVER_APP, str(port), "10"],
+                               env=command_env())
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    idle: list[socket.socket] = []
+    try:
+        wait_for(lambda: _serves(port, process), what="the server")
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(1100)]
+        answer = _exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                           timeout=5)  # half the client timeout the idle ones have
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
+    finally:
+        for sock in idle:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        process.kill()
+        process.wait(timeout=20)
 
 
 def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(server):
