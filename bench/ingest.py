@@ -15,8 +15,16 @@ import random
 import tempfile
 import urllib.parse
 
-from bench.common import (Figures, Process, bare, event_params, hailwhale, post_script,
-                          redis_server, wrk)
+from bench.common import (
+    Figures,
+    Process,
+    bare,
+    event_params,
+    hailwhale,
+    post_script,
+    redis_server,
+    wrk,
+)
 
 # One event of the seed workload, as a query string (what a browser beacon sends).
 EVENT_QUERY = urllib.parse.urlencode({
