@@ -138,10 +138,7 @@ def choose_window(periods: Periods, time_range: TimeRange, now: float, max_bucke
     param, anchor = (names[1], end) if start is None else (names[0], start)
 
     def keeps(period: Period) -> bool:
-        # by bucket: the one holding `anchor` is read whole, and is kept while the bucket
-        # holding `reach` is (a graph's first stamp stays a valid `from` after the next
-        # bucket starts, until its own retention has passed)
-        return period.bucket(anchor) >= period.bucket(periods.reach(period.interval, now))
+        return anchor >= periods.reach(period.interval, now)
 
     def span(period: Period) -> tuple[float, float]:
         if start is not None:

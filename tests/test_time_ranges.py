@@ -164,29 +164,6 @@ def test_a_range_older_than_the_period_asked_is_a_400_naming_one_that_keeps_it(a
         f"answer is {iso(NOW - 3 * HOUR)} (-3h): use period 1h:7d, or a later from")}
 
 
-def test_a_graphs_first_stamp_stays_a_valid_from_until_its_bucket_expires(redis_client):
-    """A client may ask again from the first stamp it was answered (the dashboard's side
-    lists did): that bucket is readable, so answered, until its retention after its end
-    has passed, even once the next bucket has started."""
-    config = Config()
-    _, _, answer = ask(whale(redis_client, config), "/plotpoints", period="15s:3h",
-                       metrics="dollars")
-    first = answer["_"]["dollars"][0][0] // 1000
-    expires = first + 15 + 3 * HOUR  # NOW + 25.5: the next bucket starts at NOW + 10.5
-
-    def later(seconds: float):
-        store = Store(redis_client, config.periods, KeySpace("hw"), clock=lambda: NOW + seconds)
-        return make_app(store, config, clock=lambda: NOW + seconds)
-
-    for seconds in (10.5, 20, expires - NOW - 0.1):
-        status, _, points = ask(later(seconds), "/plotpoints", period="15s:3h",
-                                metrics="dollars", **{"from": first})
-        assert status == 200, points
-        assert points["_"]["dollars"][0][0] == first * 1000
-    assert refusal(later(expires - NOW), period="15s:3h", metrics="dollars",
-                   **{"from": first})["param"] == "from"
-
-
 @pytest.mark.parametrize("params, says", [
     ({"from": "-1h", "to": "-2h"}, "is after to"),
     ({"from": NOW + HOUR}, "is in the future: a range ends at now at the latest"),
