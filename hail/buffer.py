@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -43,7 +44,7 @@ from hailwhale.events import Event
 from hailwhale.exceptions import BufferFull
 from hailwhale.group_commit import GroupCommit
 from hailwhale.keys import KeySpace
-from whale.connect import pinned
+from whale.connect import pinned, revive
 
 
 def load_script(redis: Redis, name: str):
@@ -53,6 +54,7 @@ def load_script(redis: Redis, name: str):
 
 PUSH_MAX_ITEMS = 50_000  # items of concurrent requests pushed in one call, at most
 PUSH_MAX_BYTES = 16 * 1024 * 1024
+QUIET = 0.5  # seconds without a push after which the pusher's connection is checked first
 
 
 FLUSHER_SILENCE = 10.0  # seconds without a heartbeat after which no flusher counts as alive
@@ -123,6 +125,7 @@ class Buffer:
         self._group_push = GroupCommit(self._push_now, max_items=PUSH_MAX_ITEMS,
                                        max_bytes=PUSH_MAX_BYTES)
         self._pusher: Redis | None = None  # a connection of its own, made at the first push
+        self._pushed = 0.0  # when it last pushed (monotonic)
         self._claim = load_script(redis, "claim.lua")
         self._release = load_script(redis, "release.lua")
         self._bury = load_script(redis, "bury.lua")
@@ -156,6 +159,9 @@ class Buffer:
     def _push_now(self, items: list[str | bytes]) -> bool:
         if self._pusher is None:  # here, not in __init__: a Redis down at start is a 503 only
             self._pusher = pinned(self.redis)
+        elif time.monotonic() - self._pushed > QUIET:
+            revive(self._pusher)  # Redis may have closed it meanwhile
+        self._pushed = time.monotonic()
         keys = [self.list_key, self.doorbell_key, self.bytes_key]
         return bool(self._push(keys=keys, args=[self.max_events, self.max_bytes, *items],
                                client=self._pusher))

@@ -86,3 +86,16 @@ def test_buffers_of_different_names_are_apart(redis_client, events):
     one.push(events, NOW)
     assert (one.depth(), two.depth()) == (5, 0)
     assert two.list_key == "buf:{b%3A2}:buffer"
+
+
+def test_a_push_after_redis_closed_the_quiet_connection_goes_through(redis_client, events,
+                                                                     monkeypatch):
+    """The attack: Redis closes a connection idle past its `timeout` setting (or on CLIENT
+    KILL, or a restart), and the pusher's own connection then failed the next push: a 503
+    while Redis was up. After a quiet spell (QUIET; 0 here) it is checked first."""
+    monkeypatch.setattr("hail.buffer.QUIET", 0.0)
+    buffer = Buffer(redis_client, BUFFER_KEYS)
+    buffer.push(events[:1], NOW)
+    assert redis_client.client_kill_filter(_id=buffer._pusher.client_id()) == 1
+    buffer.push(events[1:2], NOW)
+    assert buffer.depth() == 2

@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 from redis import Redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import ConnectionError, TimeoutError
 
 from hailwhale.exceptions import ConfigError
 
@@ -66,3 +67,18 @@ def pinned(redis: Redis | RedisCluster) -> Redis | RedisCluster:
     does. A cluster client is returned as it is. Connects at once: call when needed.
     """
     return redis.client() if isinstance(redis, Redis) else redis
+
+
+def revive(client: Redis | RedisCluster) -> None:
+    """Check a pinned client's connection after a quiet spell, and drop it if it is dead.
+
+    Redis closes a connection idle past its `timeout` setting, on CLIENT KILL or a
+    restart, and a pinned connection (no retries, no pool check) then fails the next
+    command: a push refused although Redis is up. A PING finds it first, harmlessly;
+    the connection is dropped and the next command connects again.
+    """
+    if isinstance(client, Redis):
+        try:
+            client.ping()
+        except (ConnectionError, TimeoutError):
+            client.connection.disconnect()
