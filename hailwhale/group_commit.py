@@ -17,14 +17,18 @@ class GroupCommit:
     A group holds at most `max_items` items and `max_bytes` bytes (len of each item)
     unless one caller brings more alone, so one call stays within what Redis takes;
     callers past that form the next group. Every caller of a group gets that call's
-    result or exception.
+    result or exception, but for an exception of a type in `alone`: one that says the
+    call wrote nothing because of some caller's items (a poison write), after which each
+    caller of a larger group commits its own items by itself, so that only the one who
+    brought them is refused.
     """
 
     def __init__(self, commit: Callable[[list], object], *, max_items: int | None = None,
-                 max_bytes: int | None = None):
+                 max_bytes: int | None = None, alone: tuple[type[BaseException], ...] = ()):
         self.commit = commit
         self.max_items = max_items
         self.max_bytes = max_bytes
+        self.alone = alone
         self._lock = threading.Lock()
         self._waiting: deque[_Group] = deque()  # groups that wait for the commit before them
         self._busy = False
@@ -53,24 +57,24 @@ class GroupCommit:
                 wake = group.done = group.done or threading.Event()
         if not leading:
             wake.wait()
-            if wake is group.done:
-                if group.error is not None:
-                    raise group.error
-                return group.result
-        try:
-            group.result = self.commit(group.items)
-        except BaseException as error:
-            group.error = error
-            raise
-        finally:
-            with self._lock:
-                if group.done is not None:
-                    group.done.set()
-                if self._waiting:
-                    self._waiting.popleft().turn.set()
-                else:
-                    self._busy = False
-        return group.result
+        if leading or wake is group.turn:
+            try:
+                group.result = self.commit(group.items)
+            except BaseException as error:
+                group.error = error
+            finally:
+                with self._lock:
+                    if group.done is not None:
+                        group.done.set()
+                    if self._waiting:
+                        self._waiting.popleft().turn.set()
+                    else:
+                        self._busy = False
+        if group.error is None:
+            return group.result
+        if group.callers > 1 and isinstance(group.error, self.alone):
+            return self.commit(items)  # this caller's items, by themselves
+        raise group.error
 
     def _fits(self, group: _Group, items: int, size: int) -> bool:
         if self.max_items is not None and len(group.items) + items > self.max_items:

@@ -14,6 +14,7 @@ import pytest
 
 from hail.buffer import Buffer
 from hailwhale.events import Event
+from hailwhale.exceptions import PoisonWrite
 from hailwhale.group_commit import GroupCommit
 from tests.hail_helpers import BUFFER_KEYS, PERIODS, make_store, random_events
 from whale.numbers import to_number
@@ -148,6 +149,74 @@ def test_group_commit_gives_every_caller_its_groups_answer():
         thread.join(5)
     assert seen[0] == [1] and sorted(seen[1]) == [12, 13, 14] and len(seen) == 2
     assert answers[1] == 1 and all(isinstance(answers[n], ValueError) for n in (12, 13, 14))
+
+
+def test_after_a_poison_write_each_caller_of_the_group_commits_alone():
+    """The attack: one request writing to a key of the wrong type (a poison write) made
+    the concurrent requests grouped with it answer 500 too, uncounted. Told that such an
+    error is the items' (`alone`), each caller commits its own, and only 13 is refused."""
+    seen: list[list[int]] = []
+    gate = threading.Event()
+
+    def commit(items: list[int]) -> int:
+        seen.append(list(items))
+        gate.wait(5)
+        if 13 in items:
+            raise ValueError("13")
+        return sum(items)
+
+    group = GroupCommit(commit, alone=(ValueError,))
+    answers: dict[int, object] = {}
+
+    def call(n: int) -> None:
+        try:
+            answers[n] = group([n])
+        except ValueError as error:
+            answers[n] = error
+
+    first = threading.Thread(target=call, args=(13,))  # alone in its group: refused once
+    first.start()
+    while not seen:
+        time.sleep(0.001)
+    rest = [threading.Thread(target=call, args=(n,)) for n in (12, 13, 14)]
+    for thread in rest:
+        thread.start()
+    time.sleep(0.05)  # they queue behind the first commit
+    gate.set()
+    for thread in [first, *rest]:
+        thread.join(5)
+    assert seen[0] == [13] and sorted(seen[1]) == [12, 13, 14]
+    assert sorted(map(tuple, seen[2:])) == [(12,), (13,), (14,)]  # then each by itself
+    assert (answers[12], answers[14]) == (12, 14)
+    assert isinstance(answers[13], ValueError)
+
+
+def test_concurrent_counts_grouped_with_a_poison_one_still_count(redis_client, now):
+    """On a real store: a key planted with the wrong type poisons the counts that write
+    to it; the counts grouped with them (any of 40 concurrent ones) are not refused."""
+    store = make_store(redis_client, "hw", now)
+    redis_client.set(store.keys.children((), ("bad",)), "not a sorted set")
+    good = Event((), (("good",), ("good", "x")), {"hits": 1}, {}, now)
+    bad = Event((), (("bad",), ("bad", "x")), {"hits": 1}, {}, now)
+    refused: list[str] = []
+
+    def count(event: Event) -> None:
+        for _ in range(10):
+            try:
+                store.count([event])
+            except PoisonWrite:
+                refused.append(event.paths[0][0])
+
+    threads = [threading.Thread(target=count, args=(bad if n % 8 == 0 else good,))
+               for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert refused == ["bad"] * 50
+    [totals] = store.window_sums([Series((), ("good",), "hits")], 15,
+                                 PERIODS.find("15s:3h").window(now))
+    assert totals == 350
 
 
 @pytest.mark.parametrize("raw, number", [

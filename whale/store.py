@@ -88,7 +88,8 @@ class Store(SeriesReads):
         self._script = redis.register_script(_SCRIPT)
         self._expiry_sent: dict[str, int] = {}
         self.piece_args, self.piece_bytes = MAX_ARGS, MAX_BYTES  # per script call
-        self._group_count = GroupCommit(self._count_now)
+        # a poison write is one request's doing: the others grouped with it still count
+        self._group_count = GroupCommit(self._count_now, alone=(PoisonWrite,))
 
     # -- writing -----------------------------------------------------------
 
@@ -103,7 +104,13 @@ class Store(SeriesReads):
     def _count_now(self, events: list[Event]) -> None:
         if events:
             now = self.clock()
-            self.apply(self.rollup(events, now))
+            try:
+                self.apply(self.rollup(events, now))
+            except ResponseError as error:  # the guard's reads too: a key of the wrong type
+                refused = poison_or_retry(error)
+                if isinstance(refused, PoisonWrite):
+                    raise refused from error
+                raise
 
     def count_once(self, events: Sequence[Event], request_key: str, window: int) -> bool:
         """Count a request's events unless a request with the same idempotency key was
