@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hailwhale.config import Config
+from hailwhale.config import Config, Limits
+from hailwhale.events import parse_event
 from hailwhale.periods import bucket_start
-from tests.hail_helpers import make_store
+from tests.hail_helpers import PERIODS, make_store
 from tests.test_access import call
 from whale.app import make_app
 from whale.grafana_openapi import grafana_paths
@@ -191,6 +192,27 @@ def test_variables_list_pks_metrics_and_children(app):
     # Children active in the range: p7 sold last 10 minutes ago, p42 1 minute ago.
     lately = {"payload": pasted(text, dim='["sales"]'), "range": grafana_range(NOW - 300, NOW)}
     assert [c["__text"] for c in post(app, "/grafana/variable", lately)[1]] == ["p42"]
+
+
+def test_pks_counted_under_looser_limits_leave_the_pickers_working(redis_client):
+    """The attack: a pk 8 names deep, counted, then the path depth limit lowered to 4:
+    the pk variable and picker answered 400 (`param: pk`, though none was sent) and
+    listed no pk at all. The pk the limits no longer allow is left out; the rest list."""
+    store = make_store(redis_client, "gf", NOW)
+    deep = {"pk": [f"p{n}" for n in range(8)], "dimensions": "a"}
+    store.count([parse_event(event, periods=PERIODS, limits=Limits(), now=NOW, encoded=False)
+                 for event in (deep, {"pk": "shallow", "dimensions": "a"})])
+    strict = make_app(store, Config(limits=Limits(path_depth=4)), clock=lambda: NOW)
+    ranged = {"range": grafana_range(NOW - 60, NOW)}
+    status, pks = post(strict, "/grafana/variable", {"payload": {"target": "pks"}, **ranged},
+                       headers={})
+    listed = [json.loads(pk["__value"]) for pk in pks]
+    assert status == 200 and listed[0] == []
+    # the prefixes of up to 4 names stay, as does the other pk; deeper ones are left out
+    assert sorted(map(len, listed)) == [0, 1, 1, 2, 3, 4] and ["shallow"] in listed
+    status, options = post(strict, "/grafana/metric-payload-options",
+                           {"name": "pk", "metric": "hits", "payload": {}}, headers={})
+    assert status == 200 and len(options) == 6
 
 
 def test_query_answers_plotpoints_value_first(app):

@@ -27,7 +27,7 @@ import orjson
 from bottle import Bottle, HTTPResponse
 
 from hailwhale.config import Config
-from hailwhale.exceptions import InvalidQuery
+from hailwhale.exceptions import InvalidInput, InvalidQuery
 from hailwhale.formulas import parse_metric
 from hailwhale.keys import Path, dim_key
 from hailwhale.times import TimeRange, choose_window
@@ -98,8 +98,16 @@ def add_grafana_routes(app: Bottle, store: Store, config: Config,
         return clock() - config.periods.longest
 
     def pks(start: float) -> list[Path]:
-        """Overall, then every pk seen since `start`."""
-        return [(), *(parse_path(pk, "pk", config.limits) for pk in sorted(store.pks(start)))]
+        """Overall, then every pk seen since `start` that a query may name under today's
+        limits (one counted under looser ones, deeper say, is left out of the pickers, not
+        a 400 that empties them)."""
+        found: list[Path] = [()]
+        for pk in sorted(store.pks(start)):
+            try:
+                found.append(parse_path(pk, "pk", config.limits))
+            except InvalidInput:
+                continue
+        return found
 
     @app.get("/grafana", access="read")
     @app.get("/grafana/", access="read")
