@@ -247,6 +247,23 @@ def test_nothing_of_the_store_leaks_into_answers(caplog):
     assert secret in caplog.text  # the operator sees it, in the log
 
 
+def test_a_read_of_a_key_of_the_wrong_type_says_so_not_that_a_write_was_refused(
+        redis_client):
+    """The attack: a string planted where a series chunk belongs made /totals answer
+    "the store refused the write and nothing of it was counted"; a read says what it hit."""
+    store = make_store(redis_client, "hw", NOW)
+    app = make_app(store, Config(), clock=lambda: NOW)
+    assert call(app, "/count_now", {"dimensions": "sales"})[0] == 200
+    for key in redis_client.keys("hw:{_|_}:15:hits:*"):
+        redis_client.delete(key)
+        redis_client.set(key, "not a hash")
+    code, _, body = call(app, "/totals", {"metrics": "hits"})
+    assert code == 500 and json.loads(body)["error"].startswith(
+        "the store holds a key of the wrong type for this query")
+    code, _, body = call(app, "/count_now", {"dimensions": "sales"})
+    assert code == 500 and "nothing of it was counted" in json.loads(body)["error"]
+
+
 def test_bottles_own_errors_are_json_too(redis_client):
     app, _ = whale(Config())
     for path, method, status in (("/nowhere", "GET", 404), ("/totals", "DELETE", 405)):

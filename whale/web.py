@@ -40,6 +40,8 @@ STORE_UNAVAILABLE = ("the store is unavailable; try again shortly (a count retri
                      "the same Idempotency-Key counts once)")
 _POISON = ("the store refused the write and nothing of it was counted; an operator must fix "
            "the store (see the log)")
+_POISON_READ = ("the store holds a key of the wrong type for this query; an operator must fix "
+                "the store (see the log)")
 
 
 class ErrorMapping:
@@ -60,6 +62,7 @@ class ErrorMapping:
 
     def apply(self, callback: Callable, route: bottle.Route) -> Callable:
         unavailable = self.unavailable
+        poison = _POISON_READ if route.config.get("access") == "read" else _POISON
 
         def mapped(*args, **kwargs):
             try:
@@ -74,12 +77,12 @@ class ErrorMapping:
             except PoisonWrite as error:
                 _refused("poison")
                 log.error("the store refused a write on %s: %s", request.path, error.reason)
-                return error_response(500, _POISON)
+                return error_response(500, poison)
             except RedisError as error:
                 if isinstance(poison_or_retry(error), PoisonWrite):  # a key of the wrong
                     _refused("poison")
                     log.error("Redis refused %s for good: %s", request.path, error)  # type
-                    return error_response(500, _POISON)
+                    return error_response(500, poison)
                 _refused("unavailable")
                 log.exception("Redis failed while serving %s", request.path)
                 return error_response(503, unavailable)
