@@ -32,6 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
+from itertools import chain
 from uuid import uuid4
 
 import orjson
@@ -123,7 +124,7 @@ class Buffer:
         self._push = load_script(redis, "push.lua")
         # one push at a time, each within what one Redis command takes, so:
         self._group_push = GroupCommit(self._push_now, max_items=PUSH_MAX_ITEMS,
-                                       max_bytes=PUSH_MAX_BYTES)
+                                       max_bytes=PUSH_MAX_BYTES, per_caller=True)
         self._pusher: Redis | None = None  # a connection of its own, made at the first push
         self._pushed = 0.0  # when it last pushed (monotonic)
         self._claim = load_script(redis, "claim.lua")
@@ -150,21 +151,25 @@ class Buffer:
         """Buffer raw items as they are (tests use it to plant garbage).
 
         Pushes that arrive while another is on its way to Redis go together in the
-        next call (GroupCommit): one round trip per group under load. A call is all
-        or none, so each request's items still are.
+        next call (GroupCommit): one round trip per group under load. The script takes
+        each request's items whole or not at all, in order, each only if the buffer had
+        room when its turn came (once one is refused, so are those after it in the call).
         """
         if not self._group_push(items):
             raise BufferFull(self.retry_after)
 
-    def _push_now(self, items: list[str | bytes]) -> bool:
+    def _push_now(self, requests: list[list[str | bytes]]) -> list[bool]:
+        """Push each request's items, in order, while the buffer has room; whether each was."""
         if self._pusher is None:  # here, not in __init__: a Redis down at start is a 503 only
             self._pusher = pinned(self.redis)
         elif time.monotonic() - self._pushed > QUIET:
             revive(self._pusher)  # Redis may have closed it meanwhile
         self._pushed = time.monotonic()
         keys = [self.list_key, self.doorbell_key, self.bytes_key]
-        return bool(self._push(keys=keys, args=[self.max_events, self.max_bytes, *items],
-                               client=self._pusher))
+        args = [self.max_events, self.max_bytes, len(requests), *map(len, requests)]
+        taken = self._push(keys=keys, args=[*args, *chain.from_iterable(requests)],
+                           client=self._pusher)
+        return [n < taken for n in range(len(requests))]
 
     def wait(self, timeout: float) -> bool:
         """Block until the buffer stops being empty (True) or `timeout` seconds pass."""

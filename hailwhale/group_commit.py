@@ -20,15 +20,18 @@ class GroupCommit:
     result or exception, but for an exception of a type in `alone`: one that says the
     call wrote nothing because of some caller's items (a poison write), after which each
     caller of a larger group commits its own items by itself, so that only the one who
-    brought them is refused.
+    brought them is refused. With `per_caller`, `commit` gets each caller's items apart
+    (a list of lists, in order) and answers a list of results, one for each caller.
     """
 
     def __init__(self, commit: Callable[[list], object], *, max_items: int | None = None,
-                 max_bytes: int | None = None, alone: tuple[type[BaseException], ...] = ()):
+                 max_bytes: int | None = None, alone: tuple[type[BaseException], ...] = (),
+                 per_caller: bool = False):
         self.commit = commit
         self.max_items = max_items
         self.max_bytes = max_bytes
         self.alone = alone
+        self.per_caller = per_caller
         self._lock = threading.Lock()
         self._waiting: deque[_Group] = deque()  # groups that wait for the commit before them
         self._busy = False
@@ -46,8 +49,10 @@ class GroupCommit:
                 if group is None or not self._fits(group, len(items), size):
                     group = _Group()
                     self._waiting.append(group)
+            mine = group.callers
             group.callers += 1
             group.items += items
+            group.batches.append(items)
             group.size += size
             if leading:
                 pass
@@ -59,7 +64,7 @@ class GroupCommit:
             wake.wait()
         if leading or wake is group.turn:
             try:
-                group.result = self.commit(group.items)
+                group.result = self.commit(group.batches if self.per_caller else group.items)
             except BaseException as error:
                 group.error = error
             finally:
@@ -71,9 +76,11 @@ class GroupCommit:
                     else:
                         self._busy = False
         if group.error is None:
-            return group.result
+            return group.result[mine] if self.per_caller else group.result
         if group.callers > 1 and isinstance(group.error, self.alone):
-            return self.commit(items)  # this caller's items, by themselves
+            if self.per_caller:  # this caller's items, by themselves
+                return self.commit([items])[0]
+            return self.commit(items)
         raise group.error
 
     def _fits(self, group: _Group, items: int, size: int) -> bool:
@@ -83,11 +90,12 @@ class GroupCommit:
 
 
 class _Group:
-    __slots__ = ("callers", "items", "size", "turn", "done", "result", "error")
+    __slots__ = ("callers", "items", "batches", "size", "turn", "done", "result", "error")
 
     def __init__(self) -> None:
         self.callers = 0
         self.items: list = []
+        self.batches: list[list] = []  # each caller's items
         self.size = 0
         self.turn: threading.Event | None = None
         self.done: threading.Event | None = None

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+import threading
+from itertools import chain
 
 import pytest
 
 from hail.buffer import Buffer, FlushStats
 from hailwhale.exceptions import BufferFull
+from hailwhale.keys import KeySpace
 from tests.hail_helpers import BUFFER_KEYS, random_events
 
 NOW = 1_700_000_000.0
@@ -99,3 +102,41 @@ def test_a_push_after_redis_closed_the_quiet_connection_goes_through(redis_clien
     assert redis_client.client_kill_filter(_id=buffer._pusher.client_id()) == 1
     buffer.push(events[1:2], NOW)
     assert buffer.depth() == 2
+
+
+def test_requests_pushed_together_are_each_taken_as_if_alone(redis_client, events):
+    """The attack: concurrent pushes share one call (a group commit), and the script
+    checked the bound once for the call, so 100 requests of 1,000 events filled a buffer
+    of 30,000 to 37,000. Each request is now taken, in order, only if the buffer held
+    fewer than max_events when its turn came: 5 requests of 3 into a buffer of 7."""
+    buffer = Buffer(redis_client, BUFFER_KEYS, max_events=7)
+    items = [[f"{NOW!r} r{n}e{i}".encode() for i in range(3)] for n in range(5)]
+    assert buffer._push_now(items) == [True, True, True, False, False]  # 0, 3, 6 < 7
+    assert buffer.depth() == 9
+    assert buffer.stats(NOW)["bytes"] == sum(map(len, chain(*items[:3])))
+    assert buffer._push_now(items[:1]) == [False]
+    # by bytes too: a request past max_bytes is refused, and so are those after it in
+    # the same call (the first is taken whole, even past the bound, into an empty list)
+    roomy = Buffer(redis_client, KeySpace("bytes"), max_bytes=100)
+    big = [[b"x" * 120], [b"y" * 60], [b"z" * 30]]
+    assert roomy._push_now(big) == [True, False, False]
+
+
+def test_concurrent_requests_stay_within_the_bound_by_one_request(redis_client):
+    buffer = Buffer(redis_client, BUFFER_KEYS, max_events=1000)
+    request = [f"{NOW!r} e{i}".encode() for i in range(100)]
+    refused: list[int] = []
+
+    def push() -> None:
+        for _ in range(4):
+            try:
+                buffer.push_items(request)
+            except BufferFull:
+                refused.append(1)
+
+    threads = [threading.Thread(target=push) for _ in range(25)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert buffer.depth() == 1000 and len(refused) == 100 - 10
