@@ -16,7 +16,9 @@ class QueryTimeout(InvalidInput):
     def __init__(self, seconds: float):
         super().__init__(None, f"the query ran over the {seconds:g} s limit "
                                "(HAILWHALE_QUERY_TIMEOUT) and was stopped; ask for less: "
-                               "fewer metrics, a smaller limit or depth, a coarser period")
+                               "fewer metrics, a smaller limit or depth, a coarser period, "
+                               "or a sum metric to sort by (ranking by a unique metric "
+                               "merges every child's buckets, whatever the limit)")
 
 
 class Deadline:
