@@ -116,7 +116,9 @@ def test_concurrent_pushes_all_land_each_request_whole(redis_client, now):
     assert all(items[i + 3].endswith(events[3].to_json().encode()) for i in firsts)
 
 
-def test_group_commit_gives_every_caller_its_groups_answer():
+def grouped(first: int, rest: tuple[int, ...], **options: object) -> tuple[list, dict]:
+    """`first` commits alone while `rest` queue behind it and commit as one group; a commit
+    holding 13 raises ValueError. What each commit got, and what each caller was answered."""
     seen: list[list[int]] = []
     gate = threading.Event()
 
@@ -127,7 +129,7 @@ def test_group_commit_gives_every_caller_its_groups_answer():
             raise ValueError("13")
         return sum(items)
 
-    group = GroupCommit(commit)
+    group = GroupCommit(commit, **options)
     answers: dict[int, object] = {}
 
     def call(n: int) -> None:
@@ -136,17 +138,22 @@ def test_group_commit_gives_every_caller_its_groups_answer():
         except ValueError as error:
             answers[n] = error
 
-    first = threading.Thread(target=call, args=(1,))
-    first.start()
+    leader = threading.Thread(target=call, args=(first,))
+    leader.start()
     while not seen:
         time.sleep(0.001)
-    rest = [threading.Thread(target=call, args=(n,)) for n in (12, 13, 14)]
-    for thread in rest:
+    queued = [threading.Thread(target=call, args=(n,)) for n in rest]
+    for thread in queued:
         thread.start()
     time.sleep(0.05)  # they queue behind the first commit
     gate.set()
-    for thread in [first, *rest]:
+    for thread in [leader, *queued]:
         thread.join(5)
+    return seen, answers
+
+
+def test_group_commit_gives_every_caller_its_groups_answer():
+    seen, answers = grouped(1, (12, 13, 14))
     assert seen[0] == [1] and sorted(seen[1]) == [12, 13, 14] and len(seen) == 2
     assert answers[1] == 1 and all(isinstance(answers[n], ValueError) for n in (12, 13, 14))
 
@@ -155,39 +162,10 @@ def test_after_a_poison_write_each_caller_of_the_group_commits_alone():
     """The attack: one request writing to a key of the wrong type (a poison write) made
     the concurrent requests grouped with it answer 500 too, uncounted. Told that such an
     error is the items' (`alone`), each caller commits its own, and only 13 is refused."""
-    seen: list[list[int]] = []
-    gate = threading.Event()
-
-    def commit(items: list[int]) -> int:
-        seen.append(list(items))
-        gate.wait(5)
-        if 13 in items:
-            raise ValueError("13")
-        return sum(items)
-
-    group = GroupCommit(commit, alone=(ValueError,))
-    answers: dict[int, object] = {}
-
-    def call(n: int) -> None:
-        try:
-            answers[n] = group([n])
-        except ValueError as error:
-            answers[n] = error
-
-    first = threading.Thread(target=call, args=(13,))  # alone in its group: refused once
-    first.start()
-    while not seen:
-        time.sleep(0.001)
-    rest = [threading.Thread(target=call, args=(n,)) for n in (12, 13, 14)]
-    for thread in rest:
-        thread.start()
-    time.sleep(0.05)  # they queue behind the first commit
-    gate.set()
-    for thread in [first, *rest]:
-        thread.join(5)
-    assert seen[0] == [13] and sorted(seen[1]) == [12, 13, 14]
-    assert sorted(map(tuple, seen[2:])) == [(12,), (13,), (14,)]  # then each by itself
-    assert (answers[12], answers[14]) == (12, 14)
+    seen, answers = grouped(14, (12, 13, 15), alone=(ValueError,))
+    assert seen[0] == [14] and sorted(seen[1]) == [12, 13, 15]
+    assert sorted(map(tuple, seen[2:])) == [(12,), (13,), (15,)]  # then each by itself
+    assert (answers[14], answers[12], answers[15]) == (14, 12, 15)
     assert isinstance(answers[13], ValueError)
 
 
