@@ -29,43 +29,20 @@ Piece = list  # [slot: int, keys: list[str], args: list[str]]
 SECTIONS = (("HINCRBYFLOAT", 2), ("ZADD", 3), ("HSETNX", 2), ("EXPIREAT", 1))
 
 
-class _KeyOps:
-    """Every op on one key."""
-
-    __slots__ = ("incr", "zadd", "hsetnx", "expire", "pfadd", "size", "count")
-
-    def __init__(self) -> None:
-        self.incr: list[str] = []
-        self.zadd: list[str] = []
-        self.hsetnx: list[str] = []
-        self.expire: list[str] = []
-        self.pfadd: list[list[str]] = []
-        self.size = 0  # bytes, about
-        self.count = 0  # arguments
-
-
 class _Piece:
-    __slots__ = ("keys", "sections", "pfadd", "size", "count")
+    """One script call being filled: its PFADDs, and each section's keys and arguments."""
 
-    def __init__(self) -> None:
+    __slots__ = ("slot", "keys", "sections", "pfadd", "size", "count")
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
         self.keys: dict[str, list[str]] = {command: [] for command, _ in SECTIONS}
         self.sections: dict[str, list[str]] = {command: [] for command, _ in SECTIONS}
         self.pfadd: list[tuple[str, list[str]]] = []
         self.size = 0
         self.count = 16  # the script's own arguments and the section headers
 
-    def add(self, key: str, ops: _KeyOps) -> None:
-        for command, arity in SECTIONS:
-            args = getattr(ops, _FIELD[command])
-            for first in range(0, len(args), arity):
-                self.keys[command].append(key)
-            self.sections[command] += args
-        for idents in ops.pfadd:
-            self.pfadd.append((key, idents))
-        self.size += ops.size
-        self.count += ops.count
-
-    def encode(self, slot: int) -> Piece:
+    def encode(self) -> Piece:
         keys: list[str] = []
         args: list[str] = []
         for key, idents in self.pfadd:
@@ -77,10 +54,7 @@ class _Piece:
                 keys += op_keys
                 args += (command, str(arity), str(len(op_keys)))
                 args += self.sections[command]
-        return [slot, keys, args]
-
-
-_FIELD = {"HINCRBYFLOAT": "incr", "ZADD": "zadd", "HSETNX": "hsetnx", "EXPIREAT": "expire"}
+        return [self.slot, keys, args]
 
 
 def _spell(number: int | float) -> str:
@@ -89,65 +63,88 @@ def _spell(number: int | float) -> str:
 
 def pieces(rollup: Rollup, cluster: bool, expiry_sent: Callable[[str, int], bool],
            max_args: int = MAX_ARGS, max_bytes: int = MAX_BYTES) -> list[Piece]:
-    """The script calls that write `rollup`; `expiry_sent(key, at)` skips known expiries."""
+    """The script calls that write `rollup`; `expiry_sent(key, at)` skips known expiries.
+
+    In three passes over the rollup, with no object per key (a batch may touch hundreds
+    of thousands): what each key's ops cost, which piece each key goes to (all of a
+    key's ops in one piece, pieces within the bounds, one slot each), then the ops.
+    """
     if not cluster:
         single = _one_piece(rollup, expiry_sent, max_args, max_bytes)
         if single is not None:
             return single
-    by_key: dict[str, _KeyOps] = {}
-
-    def ops_of(key: str) -> _KeyOps:
-        ops = by_key.get(key)
-        if ops is None:
-            ops = by_key[key] = _KeyOps()
-        return ops
-
-    for (key, bucket), amount in rollup.sums.items():
-        ops = ops_of(key)
-        spelled = _spell(total(amount))
-        ops.incr += (str(bucket), spelled)
-        ops.size += len(spelled) + 12
-        ops.count += 3  # a key and two arguments
-    for (key, member), at in rollup.last_seen.items():
-        ops = ops_of(key)
-        ops.zadd += ("GT", repr(at), member)
-        ops.size += len(member.encode()) + _NUMBER_BYTES
-        ops.count += 4
+    # key -> [arguments, bytes, ops that repeat the key in KEYS], keys as they first come
+    cost: dict[str, list[int]] = {}
+    spelled = [_spell(total(amount)) for amount in rollup.sums.values()]
+    for (key, _), text in zip(rollup.sums, spelled):
+        c = cost.get(key) or cost.setdefault(key, [0, 0, 0])
+        c[0] += 3  # a key and two arguments
+        c[1] += len(text) + 12
+        c[2] += 1
+    for key, member in rollup.last_seen:
+        c = cost.get(key) or cost.setdefault(key, [0, 0, 0])
+        c[0] += 4
+        c[1] += len(member.encode()) + _NUMBER_BYTES
+        c[2] += 1
     for (key, metric), kind in rollup.kinds.items():
-        ops = ops_of(key)
-        ops.hsetnx += (metric, kind)
-        ops.size += len(metric) + len(kind)
-        ops.count += 3
+        c = cost.get(key) or cost.setdefault(key, [0, 0, 0])
+        c[0] += 3
+        c[1] += len(metric) + len(kind)
+    chunks: list[tuple[str, list[str]]] = []
     for key, idents in rollup.uniques.items():
         ordered = sorted(idents)
-        ops = ops_of(key)
+        c = cost.get(key) or cost.setdefault(key, [0, 0, 0])
         for first in range(0, len(ordered), IDS_PER_OP):
             chunk = ordered[first:first + IDS_PER_OP]
-            ops.pfadd.append(chunk)
-            ops.size += sum(len(ident.encode()) for ident in chunk)
-            ops.count += len(chunk) + 4
-    for key, at in rollup.expiries.items():
-        if key in by_key and not expiry_sent(key, at):
-            ops = by_key[key]
-            ops.expire.append(str(at))
-            ops.size += _NUMBER_BYTES
-            ops.count += 2
+            chunks.append((key, chunk))
+            c[0] += len(chunk) + 4
+            c[1] += sum(len(ident.encode()) for ident in chunk)
+    expiring = [(key, at) for key, at in rollup.expiries.items()
+                if key in cost and not expiry_sent(key, at)]
+    for key, _ in expiring:
+        c = cost[key]
+        c[0] += 2
+        c[1] += _NUMBER_BYTES
 
-    open_pieces: dict[int, _Piece] = {}
-    done: list[Piece] = []
-    for key, ops in by_key.items():
+    built: list[_Piece] = []
+    order: list[int] = []  # pieces as they are closed, then the ones left open
+    open_pieces: dict[int, int] = {}  # slot -> the piece being filled
+    home: dict[str, _Piece] = {}
+    for key, (count, size, repeats) in cost.items():
         slot = key_slot(key) if cluster else 0
-        ops.size += len(key.encode()) * (1 + len(ops.incr) // 2 + len(ops.zadd) // 3)
-        piece = open_pieces.get(slot)
-        if piece is not None and piece.size and (
-                piece.count + ops.count > max_args or piece.size + ops.size > max_bytes):
-            done.append(piece.encode(slot))
-            piece = None
-        if piece is None:
-            piece = open_pieces[slot] = _Piece()
-        piece.add(key, ops)
-    done += [piece.encode(slot) for slot, piece in open_pieces.items()]
-    return done
+        size += len(key.encode()) * (1 + repeats)
+        n = open_pieces.get(slot)
+        if n is not None and built[n].size and (
+                built[n].count + count > max_args or built[n].size + size > max_bytes):
+            order.append(n)
+            n = None
+        if n is None:
+            n = open_pieces[slot] = len(built)
+            built.append(_Piece(slot))
+        piece = home[key] = built[n]
+        piece.count += count
+        piece.size += size
+    order += open_pieces.values()
+
+    for key, chunk in chunks:
+        home[key].pfadd.append((key, chunk))
+    for ((key, bucket), text) in zip(rollup.sums, spelled):
+        piece = home[key]
+        piece.keys["HINCRBYFLOAT"].append(key)
+        piece.sections["HINCRBYFLOAT"] += (str(bucket), text)
+    for (key, member), at in rollup.last_seen.items():
+        piece = home[key]
+        piece.keys["ZADD"].append(key)
+        piece.sections["ZADD"] += ("GT", repr(at), member)
+    for (key, metric), kind in rollup.kinds.items():
+        piece = home[key]
+        piece.keys["HSETNX"].append(key)
+        piece.sections["HSETNX"] += (metric, kind)
+    for key, at in expiring:
+        piece = home[key]
+        piece.keys["EXPIREAT"].append(key)
+        piece.sections["EXPIREAT"].append(str(at))
+    return [built[n].encode() for n in order]
 
 
 def _one_piece(rollup: Rollup, expiry_sent: Callable[[str, int], bool], max_args: int,
