@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from hail.statsd_counts import read_line_counts
 from hailwhale import HailWhale
 from hailwhale.processes import free_port
 from tests.servers import Served, children, cmdline, command_env, get, wait_for
@@ -99,9 +100,12 @@ def totals(served: Served, metrics: list[str], **query: str) -> dict:
 
 
 def lines(served: Served) -> dict:
-    """The StatsD lines in /health: Whale's shows its buffer's figures under `buffer`."""
+    """The StatsD lines in /health: Whale's shows its buffer's figures under `buffer`.
+    Zeros until the listeners saved their first counts (they save once a second: the
+    HTTP server may answer before)."""
     health = json.loads(get(f"{served.url}/health")[2])
-    return (health["buffer"] if isinstance(health["buffer"], dict) else health)["statsd"]
+    figures = health["buffer"] if isinstance(health["buffer"], dict) else health
+    return figures.get("statsd") or read_line_counts({b"accepted": b"0"})
 
 
 def wait_lines(served: Served, before: dict, accepted: int, **refused: int) -> None:
