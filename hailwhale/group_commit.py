@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import chain
 
 
 class GroupCommit:
@@ -51,8 +52,8 @@ class GroupCommit:
                     self._waiting.append(group)
             mine = group.callers
             group.callers += 1
-            group.items += items
             group.batches.append(items)
+            group.count += len(items)
             group.size += size
             if leading:
                 pass
@@ -64,7 +65,8 @@ class GroupCommit:
             wake.wait()
         if leading or wake is group.turn:
             try:
-                group.result = self.commit(group.batches if self.per_caller else group.items)
+                group.result = self.commit(group.batches if self.per_caller
+                                           else list(chain.from_iterable(group.batches)))
             except BaseException as error:
                 group.error = error
             finally:
@@ -84,18 +86,18 @@ class GroupCommit:
         raise group.error
 
     def _fits(self, group: _Group, items: int, size: int) -> bool:
-        if self.max_items is not None and len(group.items) + items > self.max_items:
+        if self.max_items is not None and group.count + items > self.max_items:
             return False
         return self.max_bytes is None or group.size + size <= self.max_bytes
 
 
 class _Group:
-    __slots__ = ("callers", "items", "batches", "size", "turn", "done", "result", "error")
+    __slots__ = ("callers", "batches", "count", "size", "turn", "done", "result", "error")
 
     def __init__(self) -> None:
         self.callers = 0
-        self.items: list = []
         self.batches: list[list] = []  # each caller's items
+        self.count = 0  # items in all
         self.size = 0
         self.turn: threading.Event | None = None
         self.done: threading.Event | None = None
