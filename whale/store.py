@@ -104,13 +104,7 @@ class Store(SeriesReads):
     def _count_now(self, events: list[Event]) -> None:
         if events:
             now = self.clock()
-            try:
-                self.apply(self.rollup(events, now))
-            except ResponseError as error:  # the guard's reads too: a key of the wrong type
-                refused = poison_or_retry(error)
-                if isinstance(refused, PoisonWrite):
-                    raise refused from error
-                raise
+            self.apply(self.rollup(events, now))
 
     def count_once(self, events: Sequence[Event], request_key: str, window: int) -> bool:
         """Count a request's events unless a request with the same idempotency key was
@@ -120,8 +114,19 @@ class Store(SeriesReads):
                                self.keys.idempotent(request_key), window)
 
     def rollup(self, events: Sequence[Event], now: float) -> Rollup:
-        """The writes that count `events`, new children past the limit as `_other`."""
-        return self.roller.rollup(self.guard.admit(events, now), now)
+        """The writes that count `events`, new children past the limit as `_other`.
+
+        The guard reads indexes first: one holding a key of the wrong type is a
+        PoisonWrite, as a write to it would be (whale/writes.py's script checks those).
+        """
+        try:
+            admitted = self.guard.admit(events, now)
+        except ResponseError as error:
+            refused = poison_or_retry(error)
+            if refused is error:  # one a retry may fix
+                raise
+            raise refused from error
+        return self.roller.rollup(admitted, now)
 
     def apply(self, rollup: Rollup) -> None:
         """Write a rollup: one round trip unless it is large (then checked, then written)."""
